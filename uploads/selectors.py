@@ -1,0 +1,145 @@
+"""Reads for images, always inside the user's scope."""
+
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts import access
+from uploads.models import Image
+
+
+def images_visible_to(user) -> QuerySet[Image]:
+    if not access.can(user, "view_images"):
+        return Image.objects.none()
+    return access.scope(Image.objects.all(), user)
+
+
+def image_get(user, image_id) -> Image:
+    try:
+        return (
+            images_visible_to(user)
+            .select_related("hospital", "lab_unit", "camera", "disease", "area", "uploaded_by")
+            .get(pk=image_id)
+        )
+    except (Image.DoesNotExist, ValueError) as exc:
+        raise Http404("Image not found.") from exc
+
+
+def upload_form_context(user) -> dict:
+    from accounts.models import Area, Camera, Disease
+
+    lab_units = list(access.lab_units(user))
+    hospitals = sorted({unit.hospital for unit in lab_units}, key=lambda h: h.name)
+    return {
+        "hospitals": hospitals,
+        "lab_units": lab_units,
+        "cameras": list(Camera.objects.all()),
+        "diseases": list(Disease.objects.all()),
+        "areas": list(Area.objects.all()),
+    }
+
+
+# --- Dashboard ------------------------------------------------------------------------------------------------------
+
+LIST_RELATED = ("hospital", "lab_unit", "camera", "disease", "area", "uploaded_by", "edit")
+
+
+def images_for_list(user) -> QuerySet[Image]:
+    """The user's images with everything a dashboard row or an API item shows, in one query per page."""
+    return images_visible_to(user).select_related(*LIST_RELATED)
+
+
+def images_filtered(user, filters) -> QuerySet[Image]:
+    return filters.apply(images_for_list(user))
+
+
+def images_page(user, filters, *, per_page: int, after: str | None = None, before: str | None = None):
+    """One keyset page of the user's images matching ``filters`` (see uploads.pagination)."""
+    from uploads import pagination
+
+    return pagination.paginate(
+        images_filtered(user, filters), sort=filters.sort, per_page=per_page, after=after, before=before
+    )
+
+
+def images_count(user, filters) -> int:
+    return filters.apply(images_visible_to(user)).order_by().count()
+
+
+def image_kpis(user, choices) -> dict:
+    """The dashboard's KPI cards over every image the user may see (all time): the total and the top 3 cameras,
+    diseases and areas. One grouped query; names come from ``choices`` (already loaded for the filters)."""
+    from django.db.models import Count
+
+    rows = images_visible_to(user).order_by().values_list("camera_id", "disease_id", "area_id").annotate(n=Count("pk"))
+    total = 0
+    tallies: dict[str, dict] = {"camera": {}, "disease": {}, "area": {}}
+    for camera_id, disease_id, area_id, n in rows:
+        total += n
+        for key, value in (("camera", camera_id), ("disease", disease_id), ("area", area_id)):
+            tallies[key][value] = tallies[key].get(value, 0) + n
+    names = {
+        "camera": {c.pk: c.name for c in choices.cameras},
+        "disease": {d.pk: d.name for d in choices.diseases},
+        "area": {a.pk: a.name for a in choices.areas},
+    }
+
+    def top(key: str) -> dict:
+        ranked = sorted(tallies[key].items(), key=lambda pair: (-pair[1], names[key].get(pair[0], "")))
+        entries = [
+            {"id": pk, "name": names[key].get(pk, "Not set") if pk is not None else "Not set", "count": n}
+            for pk, n in ranked
+        ]
+        return {"kinds": len(entries), "top": entries[:3], "others": sum(e["count"] for e in entries[3:])}
+
+    return {"total": total, "cameras": top("camera"), "diseases": top("disease"), "areas": top("area")}
+
+
+def image_for_page(user, image_id) -> Image:
+    """An image for its page (with its edit), or Http404; a deleted one raises ImageGone when its tombstone is in
+    the user's scope (the answer is then 410 with when and by whom)."""
+    try:
+        return images_for_list(user).select_related("edit__edited_by").get(pk=image_id)
+    except (Image.DoesNotExist, ValueError, TypeError, ValidationError):
+        tombstone = image_tombstone(user, image_id)
+        if tombstone is not None:
+            raise ImageGone(tombstone) from None
+        raise Http404("Image not found.") from None
+
+
+class ImageGone(Exception):
+    def __init__(self, tombstone):
+        super().__init__(str(tombstone))
+        self.tombstone = tombstone
+
+    @property
+    def message(self) -> str:
+        t = self.tombstone
+        who = t.actor_username or "an unknown user"
+        return (
+            f"This image was deleted on {timezone.localtime(t.created_at):%Y-%m-%d %H:%M} by {who}. "
+            "Deleted images cannot be recovered; the audit trail keeps a record of it."
+        )
+
+
+def image_tombstone(user, image_id):
+    from uploads.models import AuditEvent
+
+    if not access.can(user, "view_images"):
+        return None
+    qs = AuditEvent.objects.filter(object_type="image", object_id=str(image_id), action=AuditEvent.Action.IMAGE_DELETED)
+    return access.scope(qs, user).order_by("-created_at").first()
+
+
+def image_history(image, limit: int = 100) -> list:
+    """The image's audit trail, newest first."""
+    from uploads.models import AuditEvent
+
+    events = AuditEvent.objects.filter(object_type="image", object_id=str(image.pk))
+    return list(events.order_by("-created_at", "-id")[:limit])
+
+
+def images_for_update(user, ids) -> list[Image]:
+    """Images in the user's scope among ``ids``, locked until the surrounding transaction ends (bulk actions)."""
+    return list(images_visible_to(user).select_for_update().filter(pk__in=list(ids)).order_by("pk"))
