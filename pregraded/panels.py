@@ -1,0 +1,21 @@
+"""The pre-graded section of the image page (registered with uploads.panels)."""
+
+from accounts import access
+from pregraded import selectors
+
+
+def pregraded_panel(image, user) -> dict | None:
+    """Dataset label and verification state of a pre-graded image (one query); nothing for other images."""
+    if not image.is_pregraded:
+        return None
+    return {
+        "title": "Pre-graded",
+        "template": "pregraded/_image_panel.html",
+        "context": {
+            "pregraded": {
+                "image": image,
+                "verification": selectors.verification_for(image),
+                "can_verify": access.can(user, "import_grades"),
+            }
+        },
+    }
