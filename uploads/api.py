@@ -246,6 +246,7 @@ class ImageListApi(APIView):
     """The images you may see, filtered like the dashboard, newest first, with keyset pagination: follow ``next``."""
 
     @extend_schema(
+        operation_id="images_list",
         summary="List images (dashboard filters, keyset pagination)",
         parameters=[
             *FILTER_PARAMETERS,
