@@ -216,8 +216,15 @@ def _check_content(kind: str, parts: tuple[str, ...], head: bytes) -> tuple[str,
     return "application/pdf", None
 
 
-def _corrupt(exc: BaseException) -> ArchiveRefused:
-    detail = str(exc).strip() or exc.__class__.__name__
+_QUOTED = re.compile(r"b?'[^']*'|b?\"[^\"]*\"")
+
+
+def _corrupt(exc: BaseException, entry: str | None = None) -> ArchiveRefused:
+    """The refusal of a damaged archive. zipfile's messages quote entry names, which carry the patient's name: quoted
+    parts are dropped and the entry is named as ``shown`` gives it."""
+    detail = " ".join(_QUOTED.sub("", str(exc)).split()) or exc.__class__.__name__
+    if entry is not None:
+        detail = f"{detail.rstrip(' .:')} in entry {entry!r}"
     if len(detail) > 120:
         detail = detail[:120] + "…"
     return ArchiveRefused(MSG_CORRUPT.format(detail=detail))
@@ -343,5 +350,5 @@ def _stream(zf, info, target: Path, parts, limits: Limits, total_before: int, sh
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
         # CRC mismatch, a cut-off entry, damaged compressed data, or a password needed after all.
         target.unlink(missing_ok=True)
-        raise _corrupt(exc) from exc
+        raise _corrupt(exc, shown(parts)) from exc
     return size, digest.hexdigest(), head

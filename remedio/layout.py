@@ -150,3 +150,18 @@ def redacted_path(parts: tuple[str, ...], pseudonym) -> str:
         folder = parse_patient_folder(part)
         shown.append(f"{pseudonym(folder.patient_id)}_{folder.capture_date:%d-%m-%Y}" if folder else part)
     return "/".join(shown)[:255]
+
+
+def redacted_archive_name(file_name: str, pseudonym) -> str:
+    """An uploaded archive's name fit for storing and showing: Remidio names archives ``<PatientID>_<DD-MM-YYYY>_…``
+    (and some sites ``<Name>_<PatientID>_<DD-MM-YYYY>…``); whatever precedes the date becomes the pseudonym of the ID
+    just before it. Names without such a date are kept as they are. ``pseudonym(patient_id) -> str``."""
+    stem, dot, ext = file_name.rpartition(".")
+    if not dot:
+        stem, ext = file_name, ""
+    parts = stem.split("_")
+    for index in range(1, len(parts)):
+        if parse_date(parts[index]) is not None and re.search(r"[0-9A-Za-z]", parts[index - 1]):
+            shown = "_".join([pseudonym(parts[index - 1].strip()), *parts[index:]])
+            return f"{shown}.{ext}" if dot else shown
+    return file_name

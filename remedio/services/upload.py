@@ -11,7 +11,9 @@ from common.text import display_filename
 from jobs import services as job_services
 from jobs.models import Job
 from remedio import archive as safe_zip
+from remedio import layout
 from remedio.models import Archive
+from remedio.services.patients import pseudonym_of
 from uploads import services as upload_services
 
 ZIP_UPLOAD = "zip_upload"
@@ -44,9 +46,18 @@ def zip_upload_create(
     client_rejected: list | None = None,
 ) -> Job:
     """Every file becomes an item: archives that pass the cheap checks (size, ZIP by content, not a known archive) are
-    staged and queued; the others are ``error`` items with their reason, so one bad file never stops the others."""
+    staged and queued; the others are ``error`` items with their reason, so one bad file never stops the others.
+
+    Remidio names an archive after the patient ID (``<PatientID>_<DD-MM-YYYY>_<time>.zip``): items are named with the
+    ID replaced by the patient's pseudonym, so the ID is never stored or shown in clear."""
     files = [f for f in files if f is not None and (f.name or "").strip()]
     rejected_by_client = upload_services.client_rejected_specs(client_rejected)
+
+    def pseudonym(patient_id: str) -> str:
+        return pseudonym_of(hospital_id=target.hospital.pk, patient_id=patient_id)
+
+    for spec in rejected_by_client:
+        spec.filename = layout.redacted_archive_name(spec.filename, pseudonym)
     if not files and not rejected_by_client:
         raise ServiceError(upload_services.MSG_NO_FILE)
 
@@ -57,7 +68,8 @@ def zip_upload_create(
     seen: set[str] = set()
     try:
         for index, uploaded in enumerate(files):
-            spec = job_services.ItemSpec(filename=display_filename(uploaded.name), size=uploaded.size)
+            name = layout.redacted_archive_name(display_filename(uploaded.name), pseudonym)
+            spec = job_services.ItemSpec(filename=name, size=uploaded.size)
             specs.append(spec)
             if index >= max_files:
                 spec.error = MSG_TOO_MANY.format(max=max_files)

@@ -156,3 +156,15 @@ def test_is_zip_by_content():
     assert archive.is_zip(b"PK\x05\x06" + bytes(18))
     assert not archive.is_zip(b"\xff\xd8\xff\xe0")
     assert not archive.is_zip(b"")
+
+
+@pytest.mark.parametrize("kind", ["crc", "size_lie"])
+def test_damaged_entry_is_named_as_shown(tmp_path, kind):
+    path = tmp_path / "upload.zip"
+    path.write_bytes(export.hostile(kind))
+    (tmp_path / "s").mkdir()
+    with pytest.raises(archive.ArchiveRefused) as caught:
+        archive.extract(path, tmp_path / "s", limits=LIMITS, shown=lambda parts: "<" + parts[-1] + ">")
+    message = caught.value.message
+    assert "Test_Patient" not in message and "MRN0001" not in message
+    assert "in entry '<" in message and "Corrupt or truncated ZIP archive" in message

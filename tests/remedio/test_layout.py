@@ -138,3 +138,16 @@ def test_redacted_paths_never_show_the_name():
     )
     assert shown == "P-1NRM_01-02-2024/FOP/x.jpg"
     assert "Asha" not in shown and "Verma" not in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("MRN0042_01-02-2024_10.02.16.099_AM.zip", "<MRN0042>_01-02-2024_10.02.16.099_AM.zip"),
+        ("Asha_Verma_MRN0042_01-02-2024.zip", "<MRN0042>_01-02-2024.zip"),
+        ("export-march.zip", "export-march.zip"),
+        ("2024_01-02-2024", "<2024>_01-02-2024"),
+    ],
+)
+def test_archive_names_lose_the_patient_id(name, expected):
+    assert layout.redacted_archive_name(name, lambda pid: f"<{pid}>") == expected
