@@ -113,7 +113,14 @@ def test_values_not_recognised_wait_for_the_mapping_step(post_import, post_mappi
     for i in range(5):
         pregraded_image(f"a{i}.jpg")
     data = xlsx_openpyxl(
-        [("image_name", "ai_grade"), ("a0.jpg", "Moderat NPDR"), ("a1.jpg", "Moderat NPDR"), ("a2.jpg", "??"), ("a3.jpg", "Mild"), ("a4.jpg", "")]
+        [
+            ("image_name", "ai_grade"),
+            ("a0.jpg", "Moderat NPDR"),
+            ("a1.jpg", "Moderat NPDR"),
+            ("a2.jpg", "??"),
+            ("a3.jpg", "Mild"),
+            ("a4.jpg", ""),
+        ]
     )
     response = post_import(data)
     assert response.status_code == 202
