@@ -1,6 +1,8 @@
 """API edges: domain errors raised by services become JSON with a message the caller can act on."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -27,6 +29,24 @@ class Conflict(ServiceError):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, TooManyFilesSent):
+        # Django refuses the whole multipart body before the view sees it; say what the limit is.
+        return Response(
+            {
+                "detail": f"Too many files in one request (max {settings.DATA_UPLOAD_MAX_NUMBER_FILES}). Send them "
+                f"in several requests of at most {settings.DIRECT_UPLOAD_MAX_FILES} images each."
+            },
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, TooManyFieldsSent | RequestDataTooBig):
+        return Response(
+            {
+                "detail": "The request is too large: too many form fields or too much form data besides the files "
+                f"(max {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields, "
+                f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)} MB)."
+            },
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, ServiceError):
         return Response({"detail": exc.message, **exc.extra}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):

@@ -259,7 +259,8 @@ PREGRADED_IMPORT_MAX_ROWS = env_int("PREGRADED_IMPORT_MAX_ROWS", 100_000)
 
 # --- Background jobs ------------------------------------------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+# The host part means nothing to the filesystem transport; naming one keeps kombu from warning on every connection.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://localhost//")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for _folder in ("queue", "control"):

@@ -216,6 +216,20 @@ def test_too_many_files_in_one_request(fresh_storages, uploader, upload_fields, 
     assert stored_files("staging") == []
 
 
+def test_a_request_beyond_the_servers_file_limit_is_refused_with_a_message(
+    uploader, upload_fields, api_upload, settings
+):
+    """Django refuses such a body before the view runs: the answer is still JSON saying what the limit is."""
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    settings.DIRECT_UPLOAD_MAX_FILES = 2
+    response = api_upload(uploader, upload_fields, [upload_file(f"{n}.jpg", b"x") for n in range(4)])
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "Too many files in one request (max 3). Send them in several requests of at most 2 images each."
+    )
+    assert Job.objects.count() == 0
+
+
 def test_quota_stops_files_beyond_it(fresh_storages, make_user, lab_unit, upload_fields, api_upload, run_jobs):
     user = make_user(Role.UPLOADER, lab_units=[lab_unit], upload_quota=3)
     with run_jobs():
