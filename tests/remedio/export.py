@@ -260,7 +260,7 @@ def report_pdf(spec: ReportSpec | None = None, *, rasterised: bool = True, passw
 
 def corrupt_pdf() -> bytes:
     good = text_pdf(ReportSpec().pages())
-    return good[:40] + os.urandom(200) + b"\n%%EOF\n"
+    return good[:40] + np.random.default_rng(7).bytes(200) + b"\n%%EOF\n"
 
 
 # --- Archives -------------------------------------------------------------------------------------------------------
@@ -444,7 +444,7 @@ def hostile(kind: str) -> bytes:
         return raw_zip(
             [
                 *good,
-                RawEntry(f"{folder}/FOP/3.00.00.000_PM.jpg", b"MZ\x90\x00" + os.urandom(2000)),
+                RawEntry(f"{folder}/FOP/3.00.00.000_PM.jpg", b"MZ\x90\x00" + np.random.default_rng(3).bytes(2000)),
                 RawEntry(f"{folder}/REPORTS/3.00.00.000_PM.pdf", fundus_jpeg(seed=3)),
             ]
         )

@@ -286,7 +286,7 @@ def test_hostile_archive_is_refused_whole(kind, upload, zip_uploader, small_caps
         (
             "mismatch",
             [
-                "Content does not match the extension: the file is application/octet-stream, not image/jpeg.",
+                "Content does not match the extension: the file is application/x-dosexec, not image/jpeg.",
                 "Content does not match the extension: the file is image/jpeg, not application/pdf.",
             ],
         ),
