@@ -632,14 +632,16 @@ def _performance(frame: Frame, cats: Categories, sel: Selection, rater: Rater, *
         scored = np.isfinite(u_prob)
         y, s = u_f[scored], u_prob[scored]
         result["auc"] = {**stats.auc_delong(y, s), "n": int(scored.sum())}
-        if detail:
+        both_classes = bool(y.any() and (~y).any())
+        if detail and both_classes:  # with one class the curve is undefined, as the AUC is
             curve = stats.roc_curve(y, s, max_points=ROC_MAX_POINTS)
             result["roc"] = [
                 [f, t, thr] for f, t, thr in zip(curve["fpr"], curve["tpr"], curve["thresholds"], strict=True)
             ]
             result["roc_thinned"] = curve["thinned"]
-            result["thresholds"] = stats.threshold_table(y, s, EXPLORER_THRESHOLDS)
             result["youden"] = stats.youden_optimum(y, s)
+        if detail:
+            result["thresholds"] = stats.threshold_table(y, s, EXPLORER_THRESHOLDS)
     if detail:
         sens, spec = diag["sensitivity"]["value"], diag["specificity"]["value"]
         result["operating_point"] = {"fpr": 1 - spec, "tpr": sens} if sens is not None and spec is not None else None

@@ -116,8 +116,9 @@ def wilson_arrays(x, n, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.
         denom = 1 + z * z / n
         centre = (p + z * z / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        low = np.clip(centre - half, 0, 1)
-        high = np.clip(centre + half, 0, 1)
+        # Rounding can leave the limits a hair inside p at x = 0 or x = n, where they are exactly 0 and 1.
+        low = np.clip(np.minimum(centre - half, p), 0, 1)
+        high = np.clip(np.maximum(centre + half, p), 0, 1)
     bad = n <= 0
     return np.where(bad, np.nan, p), np.where(bad, np.nan, low), np.where(bad, np.nan, high)
 

@@ -281,6 +281,7 @@ def test_wilson_matches_statsmodels():
         assert ours["value"] == pytest.approx(x / n)
         assert ours["low"] == pytest.approx(low, abs=1e-12)
         assert ours["high"] == pytest.approx(high, abs=1e-12)
+        assert ours["low"] <= ours["value"] <= ours["high"]  # exactly, even at x = 0 and x = n
     other = stats.proportion(30, 40, confidence=0.9)
     low, high = proportion_confint(30, 40, alpha=0.1, method="wilson")
     assert other["low"] == pytest.approx(low) and other["high"] == pytest.approx(high)
