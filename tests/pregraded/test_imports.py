@@ -478,14 +478,15 @@ def test_a_file_with_too_many_different_values_is_refused(post_import):
     assert "205 different values that the ICDR" in response.json()["detail"]
 
 
-def test_fifty_thousand_rows(post_import, pregraded_image, lab_unit, data_manager, settings):
-    """A 50,000-row workbook: read in the request, imported by the job in batches, every row accounted for."""
+def test_fifty_thousand_rows(post_import, lab_unit, data_manager, settings):
+    """A 50,000-row workbook is read in the request and imported by the job, every row accounted for. Most names
+    match no image (writing 50,000 grades is the benchmark's business, not a test's): 2,000 are graded."""
     from django.utils import timezone
 
     from accounts.models import Disease
     from uploads.models import Image
 
-    settings.PREGRADED_IMPORT_MAX_ROWS = 100_000
+    settings.PREGRADED_IMPORT_MAX_ROWS = 50_000
     dr = Disease.objects.get(code="DR")
     Image.objects.bulk_create(
         [
@@ -505,18 +506,24 @@ def test_fifty_thousand_rows(post_import, pregraded_image, lab_unit, data_manage
                 uploaded_by=data_manager,
                 uploaded_at=timezone.now(),
             )
-            for i in range(49_990)
+            for i in range(0, 50_000, 25)
         ],
-        batch_size=5000,
+        batch_size=2000,
     )
     rows = [("image_name", "ai_grade", "ai_probability")]
     rows += [(f"img_{i:05d}.jpg", ("0", "1", "2", "PDR")[i % 4], (i % 100) / 100) for i in range(50_000)]
     body = post_import(xlsx_xlsxwriter(rows)).json()
     imp = GradeImport.objects.get(pk=body["import_id"])
     assert imp.row_count == 50_000 and imp.status == "done", imp.error
-    assert imp.summary["imported"] == 49_990 and imp.summary["failed"] == 10
-    assert imp.summary["failure_counts"] == {"image_not_found": 10}
-    assert Grade.objects.filter(grader_type="ai", probability__isnull=False).count() == 49_990
+    assert imp.summary["imported"] == 2_000 and imp.summary["failed"] == 48_000
+    assert imp.summary["failure_counts"] == {"image_not_found": 48_000}
+    assert Grade.objects.filter(grader_type="ai", probability__isnull=False).count() == 2_000
+    assert Grade.objects.get(image__original_name="img_00025.jpg").option.code == "1"
+    # One row more than the limit is refused whole, with nothing kept.
+    response = post_import(xlsx_xlsxwriter([*rows, ("img_x.jpg", "1", 0.5)]))
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("The file has more than 50,000 data rows")
+    assert GradeImport.objects.count() == 1
 
 
 def test_queries_are_constant_per_batch(pregraded_image, data_manager, lab_unit, settings, icdr):
