@@ -790,7 +790,13 @@ def performance_overview_cached(sel: Selection) -> tuple[dict, bool]:
 
 
 def monitoring_cached(sel: Selection) -> tuple[dict, bool]:
-    return cache.cached("monitoring", sel.key(), lambda: monitoring(sel))
+    limits = (
+        settings.QUALITY_MIN_SENSITIVITY,
+        settings.QUALITY_MIN_SPECIFICITY,
+        settings.QUALITY_MONITOR_MIN_CASES,
+        settings.QUALITY_MONITOR_WINDOW,
+    )
+    return cache.cached("monitoring", sel.key(*limits), lambda: monitoring(sel))
 
 
 # --- Form choices ----------------------------------------------------------------------------------------------------
