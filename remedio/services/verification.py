@@ -50,6 +50,10 @@ MSG_NO_IDENTIFIERS = "Your role does not allow changing patient identifiers."
 MSG_AGE = "Age must be a whole number from 0 to 130."
 MSG_SEX = "Sex must be one of: M, F, O (or empty)."
 MSG_PATIENT_ID = "The patient ID cannot be empty."
+MSG_SAME_VISIT = (
+    "Another encounter of the same export already has this patient ID and capture date ({pseudonym}): verify that "
+    "encounter instead, or correct the patient ID."
+)
 
 RESULT_CHOICES = {
     "dr_result": [report_text.DR_NEGATIVE, report_text.DR_POSITIVE, report_text.DR_AMD_NEGATIVE, report_text.DR_AMD_POSITIVE],
@@ -186,6 +190,28 @@ def _check_patient(user, fields: PatientFields | None, errors: list[str]) -> Pat
     return fields
 
 
+def _check_same_visit(encounter: Encounter, fields: PatientFields | None, errors: list[str]) -> None:
+    """A corrected patient ID must not turn this encounter into a second copy of another one of the same export."""
+    if fields is None or not (fields.patient_id or "").strip():
+        return
+    key = identity.patient_key(hospital_id=encounter.hospital_id, patient_id=fields.patient_id)
+    if key == encounter.patient.key:
+        return
+    twin = (
+        Encounter.objects.filter(
+            patient__key=key,
+            capture_date=encounter.capture_date,
+            lab_unit_id=encounter.lab_unit_id,
+            camera_id=encounter.camera_id,
+            archive_id=encounter.archive_id,
+        )
+        .select_related("patient")
+        .first()
+    )
+    if twin is not None:
+        errors.append(MSG_SAME_VISIT.format(pseudonym=twin.display))
+
+
 @dataclass
 class _MaskChange:
     link: EncounterImage
@@ -312,6 +338,7 @@ def encounter_verify(
             if unknown or not codes:
                 errors.append(MSG_DISEASES.format(allowed=", ".join(all_diseases)))
             patient_fields = _check_patient(user, patient, errors)
+            _check_same_visit(encounter, patient_fields, errors)
             if errors:
                 raise ServiceError(" ".join(errors), errors=errors)
 
