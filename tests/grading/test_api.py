@@ -1,8 +1,6 @@
 """The grading API: next task, grade, an image's grades; bad input; blinding; query counts."""
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Disease, Role
 from grading import selectors, services
@@ -223,25 +221,21 @@ def test_image_grades_of_another_lab_unit_is_404(api_client, queued_image, other
 # --- Query counts ----------------------------------------------------------------------------------------------------
 
 
-def _count(fn):
-    with CaptureQueriesContext(connection) as ctx:
-        response = fn()
-    return response, len(ctx)
-
-
 @pytest.mark.parametrize("images", [2, 9])
-def test_api_query_counts_are_pinned(images, api_client, queued_image, resident, ophthalmologist):
+def test_api_query_counts_are_pinned(images, api_client, queued_image, resident, django_assert_num_queries):
+    """The same number of queries per "next task", per grade and per image's grades, however long the queue."""
     for _ in range(images):
         queued_image()
-    response, next_queries = _count(lambda: next_task(api_client, resident))
+    with django_assert_num_queries(NEXT):
+        response = next_task(api_client, resident)
     assert response.status_code == 200
-    response, grade_queries = _count(lambda: grade(api_client, resident, response.json()["task_id"], "1"))
+    with django_assert_num_queries(GRADE):
+        response = grade(api_client, resident, response.json()["task_id"], "1")
     assert response.status_code == 201
-    response, grades_queries = _count(
-        lambda: api_client.get(f"/api/images/{response.json()['grade']['image_id']}/grades")
-    )
+    image_id = response.json()["grade"]["image_id"]
+    with django_assert_num_queries(IMAGE_GRADES):
+        response = api_client.get(f"/api/images/{image_id}/grades")
     assert response.status_code == 200
-    assert (next_queries, grade_queries, grades_queries) == (NEXT, GRADE, IMAGE_GRADES)
 
 
 # next: roles, lab units, disease, user lock, held lease, candidate, lease, then the task and its options for the

@@ -1,10 +1,12 @@
 """A real browser: a resident and an ophthalmologist grade the same image differently, an arbitrator resolves it,
 and the image's page shows every grade and how consensus was reached."""
 
+from urllib.parse import parse_qs
+
 import pytest
 
 from accounts.models import Area, Disease, Role
-from grading.models import Consensus, GradeOption, GradingTask
+from grading.models import Consensus, Grade, GradeOption, GradingTask
 from tests.images import jpeg_bytes
 from uploads.services import image_store
 
@@ -67,6 +69,42 @@ def grade_next(page, key: str, remarks: str = ""):
     return slot
 
 
+def use_the_viewer(page):
+    """The grading page's viewer: buttons (zoom in / out, fit, 100%), wheel, drag, and the red-free (green) view."""
+    viewer = page.locator("[data-testid=viewer]")
+    page.wait_for_function("() => document.querySelector('.fundus-viewer img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('[data-testid=viewer]').dataset.zoom")
+
+    def zoom():
+        return float(viewer.get_attribute("data-zoom"))
+
+    fitted = zoom()
+    viewer.locator("button[data-action=zoom-in]").click()
+    assert zoom() == pytest.approx(fitted * 1.25, rel=0.01)
+    viewer.locator("button[data-action=zoom-out]").click()
+    assert zoom() == pytest.approx(fitted, rel=0.01)
+    viewer.locator("button[data-action=actual]").click()
+    assert zoom() == 1
+    viewer.locator("button[data-action=fit]").click()
+    assert zoom() == pytest.approx(fitted, rel=0.01)
+    box = viewer.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -200)
+    page.wait_for_function(f"() => Number(document.querySelector('[data-testid=viewer]').dataset.zoom) > {fitted}")
+    image = viewer.locator("img")
+    before = image.evaluate("el => el.style.transform")
+    page.mouse.move(box["x"] + 40, box["y"] + 60)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 3, box["y"] + box["height"] / 3, steps=5)
+    page.mouse.up()
+    assert image.evaluate("el => el.style.transform") != before
+    assert zoom() > fitted  # a drag pans, it does not zoom
+    page.click(".fv-aids button[data-aid=redfree]")
+    assert viewer.get_attribute("data-aid") == "redfree"
+    assert image.evaluate("el => getComputedStyle(el).filter") == 'url("#fv-redfree")'
+    page.wait_for_timeout(1100)  # at least one second on the page
+
+
 def test_two_graders_disagree_and_an_arbitrator_resolves(
     session, stored_image, lab_unit, make_user, resident, ophthalmologist, arbitrator
 ):
@@ -84,13 +122,16 @@ def test_two_graders_disagree_and_an_arbitrator_resolves(
     assert page.locator("[data-testid=other-grades]").count() == 0
     assert "Few microaneurysms" not in page.content()
     assert "patient-name-in-file" not in page.content()
-    # The viewer's red-free aid.
-    page.click(".fv-aids button[data-aid=redfree]")
-    assert page.locator("[data-testid=viewer]").get_attribute("data-aid") == "redfree"
+    use_the_viewer(page)
     severe = GradeOption.objects.get(scheme__code="icdr", code="3")
     page.click(f"label[for=opt-{severe.pk}]")  # by mouse this time
-    page.click("#save-next")
+    with page.expect_request(lambda r: r.method == "POST" and "/grading/tasks/" in r.url) as posted:
+        page.click("#save-next")
     page.wait_for_url(lambda url: url.endswith("/grading/"))
+    # Time spent: the page counts the seconds it was visible and sends them with the grade, which records them.
+    sent = parse_qs(posted.value.post_data)["seconds_spent"][0]
+    assert int(sent) >= 1
+    assert Grade.objects.get(image=stored_image, grader_type="secondary").seconds_spent == int(sent)
     assert GradingTask.objects.get(image=stored_image, slot="arbitration").status == "pending"
 
     page = session(arbitrator)

@@ -246,27 +246,22 @@ def test_adjudication_keeps_the_grades_that_produced_it(disagreement, arbitrator
     assert Consensus.objects.filter(image=disagreement).count() == 2
 
 
-def _grade_queries(user, option):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
+def _grade(user, option, expected, django_assert_num_queries):
     task = services.task_next(user=user, disease="DR")
     user.__dict__.pop("_access_roles", None)
     user.__dict__.pop("_access_lab_units", None)
-    with CaptureQueriesContext(connection) as ctx:
+    with django_assert_num_queries(expected):
         services.grade_submit(user=user, task_id=task.pk, option=option)
-    return len(ctx)
 
 
 @pytest.mark.parametrize("images", [2, 7])
-def test_grade_query_counts_are_pinned(images, queued_image, resident, ophthalmologist):
+def test_grade_query_counts_are_pinned(images, queued_image, resident, ophthalmologist, django_assert_num_queries):
     for _ in range(images):
         queued_image()
-    primary = _grade_queries(resident, "1")
-    agreement = _grade_queries(ophthalmologist, "1")
-    primary_again = _grade_queries(resident, "1")
-    disagreement = _grade_queries(ophthalmologist, "3")
     # roles, lab units, task (404 check), options, lock the image's tasks, earlier grades, insert, task update, then
     # the state: current grades, consensus, priorities, image status (+ savepoint, release); the agreement adds the
     # consensus insert and its grade links minus the priority update; the disagreement the arbitration task.
-    assert (primary, agreement, primary_again, disagreement) == (PRIMARY, AGREEMENT, PRIMARY, DISAGREEMENT)
+    _grade(resident, "1", PRIMARY, django_assert_num_queries)
+    _grade(ophthalmologist, "1", AGREEMENT, django_assert_num_queries)
+    _grade(resident, "1", PRIMARY, django_assert_num_queries)
+    _grade(ophthalmologist, "3", DISAGREEMENT, django_assert_num_queries)

@@ -322,3 +322,72 @@ def test_admin_refuses_a_second_active_scheme(client, superuser):
     response = client.post(url, data)
     assert response.status_code == 200
     assert "This disease already has an active scheme: deactivate it first." in response.content.decode()
+
+
+def test_discrepancies_filter_by_hospital(client, queued_image, make_user, lab_unit, other_lab_unit):
+    """Hospital, like the other filters, narrows the list; a hospital outside the user's lab units is refused."""
+    resident = make_user(Role.RESIDENT, lab_units=[lab_unit, other_lab_unit])
+    ophthalmologist = make_user(Role.OPHTHALMOLOGIST, lab_units=[lab_unit, other_lab_unit])
+    here = queued_image()
+    there = queued_image(lab_unit=other_lab_unit)
+    grade_pair(resident, ophthalmologist, "0", "3")
+    grade_pair(resident, ophthalmologist, "1", "4")
+    client.force_login(ophthalmologist)
+    page = client.get("/grading/discrepancies").content.decode()
+    assert page.count("data-image-id=") == 2
+    for unit, image, other in ((lab_unit, here, there), (other_lab_unit, there, here)):
+        page = client.get(f"/grading/discrepancies?hospital={unit.hospital_id}").content.decode()
+        assert page.count("data-image-id=") == 1
+        assert f'data-image-id="{image.pk}"' in page and f'data-image-id="{other.pk}"' not in page
+    stranger = LabUnitFactory()
+    page = client.get(f"/grading/discrepancies?hospital={stranger.hospital_id}").content.decode()
+    assert "Select a valid choice" in page and page.count("data-image-id=") == 0
+
+
+def test_grading_page_shows_pregraded_grades_only_when_the_scheme_allows(
+    client, queued_image, resident, ophthalmologist, icdr
+):
+    image = queued_image(is_pregraded=True)
+    services.grades_import_bulk(
+        rows=[{"image_id": str(image.pk), "option_id": selectors.option_match(icdr, "4").pk, "remarks": "NVD seen"}],
+        grader_type="resident",
+        disease=Disease.objects.get(code="DR"),
+        scheme=icdr,
+        grader=resident,
+    )
+    task = services.task_next(user=ophthalmologist, disease="DR")
+    client.force_login(ophthalmologist)
+    page = client.get(f"/grading/tasks/{task.pk}").content.decode()
+    assert 'data-testid="other-grades"' not in page and "NVD seen" not in page
+    GradeScheme.objects.filter(code="icdr").update(graders_see_pregraded=True)
+    page = client.get(f"/grading/tasks/{task.pk}").content.decode()
+    other = page.split('data-testid="other-grades"')[1].split("</ul>")[0]
+    assert 'data-grader-type="resident"' in other and "4 · Proliferative DR" in other and "NVD seen" in other
+    # An image that was not pre-graded shows nothing, even with the scheme's permission.
+    services.task_skip(user=ophthalmologist, task_id=task.pk)
+    queued_image()
+    plain = services.task_next(user=ophthalmologist, disease="DR")
+    assert plain.image_id != image.pk
+    page = client.get(f"/grading/tasks/{plain.pk}").content.decode()
+    assert 'data-testid="other-grades"' not in page
+
+
+def test_grading_page_and_api_show_the_other_eye_side_by_side(client, api_client, queued_image, resident, monkeypatch):
+    """Left and right images of the same visit: a registered provider knows them; the page shows both viewers and the
+    API lists the companion, never a patient identifier."""
+    from grading import hooks
+
+    image = queued_image(original_name="Jane-Doe-right.jpg")
+    other_eye = queued_image(original_name="Jane-Doe-left.jpg")
+    monkeypatch.setattr(hooks, "_companion_providers", [lambda img, user: [other_eye] if img.pk == image.pk else []])
+    task = services.task_next(user=resident, disease="DR")
+    assert task.image_id == image.pk
+    client.force_login(resident)
+    page = client.get(f"/grading/tasks/{task.pk}").content.decode()
+    assert page.count('data-testid="viewer"') == 1 and page.count('data-testid="companion-viewer"') == 1
+    assert f'data-src="/images/{image.pk}/file"' in page and f'data-src="/images/{other_eye.pk}/file"' in page
+    assert "Jane-Doe" not in page
+    api_client.force_authenticate(resident)
+    body = api_client.get(f"/api/grading/tasks/{task.pk}").json()
+    assert [c["image_id"] for c in body["companions"]] == [str(other_eye.pk)]
+    assert "Jane-Doe" not in str(body)
