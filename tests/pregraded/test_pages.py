@@ -137,6 +137,7 @@ def test_list_page_and_import_api_queries_do_not_grow(
     api_client.force_authenticate(data_manager)
     api_queries = _queries(api_client, f"/api/pregraded/grades/{small.pk}")
     page_detail_queries = _queries(manager_client, f"/pregraded/grades/{small.pk}")
+    api_list_queries = _queries(api_client, "/api/pregraded/grades")
     large = add_import(30)
     for values in range(2, 6):
         add_import(values)
@@ -146,3 +147,5 @@ def test_list_page_and_import_api_queries_do_not_grow(
         api_client.get(f"/api/pregraded/grades/{large.pk}")
     with django_assert_num_queries(page_detail_queries):
         manager_client.get(f"/pregraded/grades/{large.pk}")
+    with django_assert_num_queries(api_list_queries):
+        assert len(api_client.get("/api/pregraded/grades").json()) == 6
