@@ -1,6 +1,6 @@
 """Quality figures of a selection: agreement between raters, each rater against the consensus, grader monitoring.
 
-Reads only. Grades and consensus records are fetched with ``values_list`` in a constant number of queries whatever
+Reads only. Grades and consensus records are fetched as plain rows in a constant number of queries whatever
 the size of the selection, turned into arrays indexed by image, and every figure is computed vectorised
 (``grading.quality.stats``). Results are cached per selection (``grading.quality.cache``).
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Q
-from django.db.models.functions import ExtractMonth, ExtractYear
+from django.db import connections
+from django.db.models import BigIntegerField, Func, Q
 from django.utils import timezone
 
 from accounts import access
@@ -203,6 +203,48 @@ class Frame:
     deciding: np.ndarray  # ids of grades that alone decided a reference
 
 
+class _Epoch(Func):
+    """Seconds since 1970 (UTC) of a datetime column, computed by the database: reading datetimes (or extracting
+    months with Django's SQLite functions) costs a Python call per row."""
+
+    function = "UNIX_TIMESTAMP"
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)", **extra
+        )
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="CAST(EXTRACT(EPOCH FROM %(expressions)s) AS BIGINT)", **extra
+        )
+
+
+def _raw_rows(qs) -> list[tuple]:
+    """The rows of a ``values_list`` queryset as the database driver returns them, without Django's per-row
+    conversions (UUIDs, integers): the arrays are built from them directly. Image ids are only compared."""
+    sql, params = qs.query.sql_with_params()
+    with connections[qs.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _local_months(epochs: np.ndarray) -> np.ndarray:
+    """Month index (year * 12 + month - 1) of each UTC timestamp in the current time zone (as ExtractMonth)."""
+    if epochs.size == 0:
+        return epochs
+    hours, inverse = np.unique(epochs // 3600, return_inverse=True)
+    tz = timezone.get_current_timezone()
+    offsets = np.fromiter(
+        (dt.datetime.fromtimestamp(int(h) * 3600, tz).utcoffset().total_seconds() for h in hours),
+        dtype=np.int64,
+        count=hours.size,
+    )
+    local = (epochs + offsets[inverse]).astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
+    return local + 1970 * 12
+
+
 def _column(values, dtype, fill=-1):
     return np.fromiter((fill if v is None else v for v in values), dtype=dtype, count=len(values))
 
@@ -222,9 +264,9 @@ def fetch(
     fields = ["id", "image_id", "grader_type", "grader_id", "ai_model_id", "option_id", "probability"]
     qs = grades_queryset(sel, raters)
     if months:
-        qs = qs.annotate(q_month=ExtractYear("created_at") * 12 + ExtractMonth("created_at") - 1)
-        fields.append("q_month")
-    rows = list(qs.order_by("id").values_list(*fields))
+        qs = qs.annotate(q_epoch=_Epoch("created_at"))
+        fields.append("q_epoch")
+    rows = _raw_rows(qs.order_by("id").values_list(*fields))
     n = len(rows)
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(fields)
     g_img = np.fromiter((index.setdefault(v, len(index)) for v in cols[1]), dtype=np.int64, count=n)
@@ -239,7 +281,7 @@ def fetch(
         g_ai=_column(cols[4], np.int64),
         g_cat=cats.index_of(_column(cols[5], np.int64)),
         g_prob=g_prob,
-        g_month=_column(cols[7], np.int64) if months else None,
+        g_month=_local_months(_column(cols[7], np.int64)) if months else None,
         ref_cat=np.empty(0, dtype=np.int64),
         unit_key=None,
         with_patient=0,
@@ -253,7 +295,7 @@ def fetch(
             cfields.append("image__area_id")
         if path:
             cfields.append(f"image__{path}")
-        crows = list(consensus_queryset(sel).order_by().values_list(*cfields))
+        crows = _raw_rows(consensus_queryset(sel).order_by().values_list(*cfields))
         c_img = np.fromiter((index.setdefault(r[0], len(index)) for r in crows), dtype=np.int64, count=len(crows))
         c_cat = cats.index_of(np.fromiter((r[1] for r in crows), dtype=np.int64, count=len(crows)))
         frame.n_images = len(index)

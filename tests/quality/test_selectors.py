@@ -2,6 +2,7 @@
 grades: agreement per pair and Fleiss' kappa, each rater against the consensus (thresholds on the ordinal scale,
 units of analysis, handling of ungradable images), grader monitoring, and the cache per selection."""
 
+import datetime as dt
 import json
 import warnings
 
@@ -210,6 +211,18 @@ def test_agreement_over_time_per_month(seed, manager):
     assert [(s["month"], s["n"]) for s in series] == [("2026-01", 2), ("2026-02", 3), ("2026-04", 1)]
     assert series[1]["kappa"] == pytest.approx(_sk_kappa(["1", "3", "4"], ["1", "3", "2"]))
     assert series[2]["kappa"] is None and series[2]["reason"]
+
+
+def test_agreement_months_are_those_of_the_local_time_zone(seed, manager, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # UTC+05:30
+    utc = dt.UTC
+    for when in (dt.datetime(2026, 1, 31, 17, 0, tzinfo=utc), dt.datetime(2026, 1, 31, 19, 0, tzinfo=utc)):
+        image = seed.image()
+        seed.grade(image, "primary", "2", when=when)
+        seed.grade(image, "secondary", "2", when=when)
+    series = selectors.agreement(parse(manager, {}, kind=AGREEMENT))["pairs"][0]["over_time"]
+    # 17:00 UTC is 22:30 on 31 January in India; 19:00 UTC is already 00:30 on 1 February.
+    assert [(s["month"], s["n"]) for s in series] == [("2026-01", 1), ("2026-02", 1)]
 
 
 def test_bad_parameters_say_what_is_allowed(seed, manager):
