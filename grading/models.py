@@ -161,6 +161,13 @@ class GradingTask(models.Model):
                 name="grading_task_queue",
                 condition=Q(status__in=["pending", "leased"]),
             ),
+            # The queue of a grader who may take one slot only (residents: primary), in queue order, so it never
+            # walks past the secondary and arbitration slots at the head of the queue.
+            models.Index(
+                fields=["disease", "slot", "-priority", "queued_at", "id"],
+                name="grading_task_queue_slot",
+                condition=Q(status__in=["pending", "leased"]),
+            ),
             models.Index(fields=["image", "disease"], name="grading_task_image"),
             models.Index(fields=["completed_by", "image"], name="grading_task_completed_by"),
             models.Index(fields=["leased_to", "status"], name="grading_task_leased_to"),

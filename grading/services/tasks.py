@@ -119,7 +119,10 @@ def _lease(task: GradingTask, user, now) -> GradingTask:
 def queue_queryset(*, user, disease_id: int, slots, lab_unit_ids, now):
     """Open tasks this user may take, in queue order: arbitration, then the remaining slot of half-graded images,
     then fresh images, oldest first; never a slot of an image the user already graded, never a task they skipped."""
-    qs = GradingTask.objects.filter(disease_id=disease_id, status__in=GradingTask.OPEN, slot__in=list(slots)).filter(
+    slots = list(slots)
+    # One slot (residents): an equality, so the queue is read from the per-slot index in queue order.
+    by_slot = Q(slot=slots[0]) if len(slots) == 1 else Q(slot__in=slots)
+    qs = GradingTask.objects.filter(by_slot, disease_id=disease_id, status__in=GradingTask.OPEN).filter(
         Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
     )
     if lab_unit_ids is not None:
