@@ -83,6 +83,13 @@ def test_form_mapping_page_and_summary_through_the_views(manager_client, lab_uni
     assert '<code class="value">Referable</code>' in page and "Recognised by the scheme" in page
     assert 'id="mapping-form"' in page
     rows = {r.value: r for r in selectors.value_rows(imp)}
+    incomplete = manager_client.post(
+        f"/pregraded/grades/{imp.pk}/mapping", {f"map-{rows['Mild'].index}": "option:1"}, follow=True
+    )
+    assert "Map every value before importing; still unmapped: &#x27;Referable&#x27; (1 row)." in (
+        incomplete.content.decode()
+    )
+    assert GradeImport.objects.get().status == "needs_mapping"
     with run_jobs():
         manager_client.post(
             f"/pregraded/grades/{imp.pk}/mapping",

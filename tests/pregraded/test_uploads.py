@@ -94,6 +94,9 @@ def test_who_may_upload_and_who_may_import(
     if not may_import:
         assert "only data managers and administrators import grades" in page.content.decode()
     assert client.get("/pregraded/grades/template/ai.xlsx").status_code == (200 if may_import else 403)
+    menu = client.get("/").content.decode()  # Direct Uploads → Pre-Graded Upload / Pre-Graded Grades
+    assert ('href="/pregraded/upload"' in menu) == may_upload
+    assert ('href="/pregraded/grades"' in menu) == may_import
 
 
 def test_lab_unit_outside_the_uploaders_scope(api_upload, make_user, lab_unit, other_lab_unit, upload_fields):
