@@ -23,6 +23,7 @@ import logging
 import tempfile
 import uuid
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,7 @@ class _Run:
     patient_ids: list[int] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     encounters: list[dict] = field(default_factory=list)
+    report_md5s: set[str] = field(default_factory=set)  # reports of this archive sent to be read
     duplicates: int = 0
     images: int = 0
     reports: int = 0
@@ -161,9 +163,21 @@ def _ingest(run: _Run, local: Path, scratch: Path) -> dict:
         raise safe_zip.ArchiveRefused(MSG_NO_ENCOUNTER)
     Archive.objects.filter(pk=run.archive.pk).update(entries=extraction.entry_count)
 
-    for encounter in grouped.encounters:
-        _encounter_ingest(run, encounter)
-        job_services.item_heartbeat(item=run.item)
+    # Reports are read (OCR: Tesseract runs as its own process) on one background thread, one after the other and
+    # one encounter ahead, while this thread analyses, masks and stores the photographs: the photographs' work hides
+    # behind the OCR instead of adding to it. Only the reading is on that thread; every database access stays here.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="remedio-ocr") as reader:
+        try:
+            pending = _reports_submit(run, reader, grouped.encounters[0])
+            for index, encounter in enumerate(grouped.encounters):
+                following = grouped.encounters[index + 1] if index + 1 < len(grouped.encounters) else None
+                upcoming = _reports_submit(run, reader, following) if following is not None else []
+                _encounter_ingest(run, encounter, pending)
+                pending = upcoming
+                job_services.item_heartbeat(item=run.item)
+        except BaseException:
+            reader.shutdown(wait=True, cancel_futures=True)
+            raise
 
     if not run.encounters:
         message = MSG_NOTHING_NEW if run.duplicates else MSG_NOTHING_USABLE
@@ -287,10 +301,10 @@ def _diseases() -> dict[str, Disease]:
 # --- One encounter -------------------------------------------------------------------------------------------------
 
 
-def _encounter_ingest(run: _Run, found: layout.EncounterLayout) -> None:
+def _encounter_ingest(run: _Run, found: layout.EncounterLayout, report_futures: list[Future]) -> None:
     folder = found.folder
-    prepared_reports = [r for r in (_prepare_report(run, entry) for entry in found.reports) if r is not None]
     prepared_images = [p for p in (_prepare_image(run, entry) for entry in found.images) if p is not None]
+    prepared_reports = [future.result() for future in report_futures]
     if not prepared_reports and not prepared_images:
         return
 
@@ -377,10 +391,21 @@ def _image_disease(run: _Run, prepared_reports: list[_PreparedReport]) -> Diseas
 # --- Reports -------------------------------------------------------------------------------------------------------
 
 
-def _prepare_report(run: _Run, entry: safe_zip.Entry) -> _PreparedReport | None:
-    if Report.objects.filter(md5=entry.md5, encounter__hospital_id=run.params["hospital_id"]).exists():
-        run.skip(entry.parts, SKIP_REPORT_DUPLICATE)
-        return None
+def _reports_submit(run: _Run, reader: ThreadPoolExecutor, found: layout.EncounterLayout) -> list[Future]:
+    """Start reading an encounter's reports in the background; duplicates (a database check) are skipped here."""
+    futures = []
+    for entry in found.reports:
+        seen = entry.md5 in run.report_md5s
+        if seen or Report.objects.filter(md5=entry.md5, encounter__hospital_id=run.params["hospital_id"]).exists():
+            run.skip(entry.parts, SKIP_REPORT_DUPLICATE)
+            continue
+        run.report_md5s.add(entry.md5)
+        futures.append(reader.submit(_prepare_report, entry))
+    return futures
+
+
+def _prepare_report(entry: safe_zip.Entry) -> _PreparedReport:
+    """Read and parse one report (text layer or OCR). No database access: runs on the reading thread."""
     try:
         text = reports.read_pdf(entry.path)
     except reports.ReportUnreadable as unreadable:
