@@ -435,6 +435,53 @@ def test_ai_type_with_several_models_asks_which(seed, manager):
     assert {r["rater"]["token"] for r in overview["raters"]} == {"ai:Screener:1.0", "ai:Screener:2.0"}
 
 
+def test_pregraded_imports_count_in_the_figures(seed, manager):
+    """Grades imported with the pre-graded uploads (grading.services.grades_import_bulk) are figures like any other:
+    resident2 grades record the imported reference, which AI imports are compared with."""
+    from grading.services import grades_import_bulk
+
+    rng = np.random.default_rng(12)
+    images = [seed.image(is_pregraded=True) for _ in range(30)]
+    first = [str(rng.integers(0, 5)) for _ in images]
+    reference = [str(min(4, int(c) + int(rng.integers(0, 2)))) for c in first]
+    probabilities = [round(float(rng.random()), 2) for _ in images]
+    model = seed.ai_model("Imported", "3.0")
+
+    def rows(codes, probs=None):
+        return [
+            {
+                "image_id": image.pk,
+                "option_id": seed.options[code].pk,
+                "raw_value": code,
+                "remarks": "",
+                "probability": probs[i] if probs else None,
+            }
+            for i, (image, code) in enumerate(zip(images, codes, strict=True))
+        ]
+
+    common = {"disease": images[0].disease, "scheme": seed.scheme}
+    grades_import_bulk(rows=rows(first), grader_type="resident", grader=seed.user("res-a"), **common)
+    grades_import_bulk(
+        rows=rows(reference), grader_type="resident2", grader=seed.user("res-b", Role.OPHTHALMOLOGIST), **common
+    )
+    ai_codes = ["3" if p >= 0.5 else "0" for p in probabilities]
+    grades_import_bulk(rows=rows(ai_codes, probabilities), grader_type="ai", ai_model=model, **common)
+
+    agreement = selectors.agreement(parse(manager, {"rater": "resident,resident2"}, kind=AGREEMENT))
+    [pair] = agreement["pairs"]
+    assert pair["n"] == 30 and pair["kappa"] == pytest.approx(_sk_kappa(first, reference), abs=1e-12)
+
+    sel = parse(manager, {"rater": "ai:Imported:3.0"}, kind=PERFORMANCE, single_rater=True)
+    data = selectors.performance(sel, sel.raters[0])
+    truth = [code in REFERABLE for code in reference]
+    tp, fp, tn, fn = _counts(list(zip(truth, [c in REFERABLE for c in ai_codes], strict=True)))
+    assert (data["n"], data["tp"], data["fp"], data["tn"], data["fn"]) == (30, tp, fp, tn, fn)
+    assert data["auc"]["value"] == pytest.approx(roc_auc_score(truth, probabilities))
+    # The resident2 grades are the reference: not compared with themselves.
+    own = parse(manager, {"rater": "resident2"}, kind=PERFORMANCE, single_rater=True)
+    assert selectors.performance(own, own.raters[0])["counts"]["self_reference"] == 30
+
+
 # --- Grader monitoring -----------------------------------------------------------------------------------------------
 
 
