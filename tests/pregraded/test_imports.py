@@ -519,11 +519,18 @@ def test_fifty_thousand_rows(post_import, lab_unit, data_manager, settings):
     assert imp.summary["failure_counts"] == {"image_not_found": 48_000}
     assert Grade.objects.filter(grader_type="ai", probability__isnull=False).count() == 2_000
     assert Grade.objects.get(image__original_name="img_00025.jpg").option.code == "1"
-    # One row more than the limit is refused whole, with nothing kept.
-    response = post_import(xlsx_xlsxwriter([*rows, ("img_x.jpg", "1", 0.5)]))
+
+
+def test_a_file_over_the_row_limit_is_refused_whole(staged_files, post_import, settings):
+    settings.PREGRADED_IMPORT_MAX_ROWS = 3
+    rows = [("image_name", "ai_grade")] + [(f"{i}.jpg", "1") for i in range(4)]
+    response = post_import(csv_bytes(rows), name="g.csv")
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("The file has more than 50,000 data rows")
-    assert GradeImport.objects.count() == 1
+    assert response.json()["detail"] == (
+        "The file has more than 3 data rows, the most one import accepts. Split it into several files of at most 3 "
+        "rows and import them one after the other."
+    )
+    assert not GradeImport.objects.exists() and staged_files() == []
 
 
 def test_queries_are_constant_per_batch(pregraded_image, data_manager, lab_unit, settings, icdr):
