@@ -235,9 +235,9 @@ FILTER_PARAMETERS = [
 ]
 
 
-def _parse_filters(request):
+def _parse_filters(request, choices: FilterChoices | None = None):
     try:
-        return filter_rules.parse(request.query_params, FilterChoices(request.user))
+        return filter_rules.parse(request.query_params, choices or FilterChoices(request.user))
     except filter_rules.FilterError as exc:
         raise ServiceError(" ".join(exc.errors), errors=exc.errors) from None
 
@@ -260,7 +260,8 @@ class ImageListApi(APIView):
     )
     def get(self, request):
         _require_view(request.user)
-        filters = _parse_filters(request)
+        choices = FilterChoices(request.user)
+        filters = _parse_filters(request, choices)
         raw_limit = str(request.query_params.get("limit") or LIST_DEFAULT_LIMIT)
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= LIST_MAX_LIMIT:
             raise ServiceError(f"limit must be a whole number from 1 to {LIST_MAX_LIMIT}, got {raw_limit[:20]!r}.")
@@ -272,6 +273,7 @@ class ImageListApi(APIView):
                 per_page=limit,
                 after=request.query_params.get("after"),
                 before=request.query_params.get("before"),
+                choices=choices,
             )
         except pagination.InvalidCursor as exc:
             raise ServiceError(str(exc)) from None

@@ -145,7 +145,12 @@ def dashboard(request):
     if filters is not None and not errors:
         try:
             page = selectors.images_page(
-                user, filters, per_page=per_page, after=request.GET.get("after"), before=request.GET.get("before")
+                user,
+                filters,
+                per_page=per_page,
+                after=request.GET.get("after"),
+                before=request.GET.get("before"),
+                choices=choices,
             )
         except pagination.InvalidCursor as exc:
             errors.append(str(exc))

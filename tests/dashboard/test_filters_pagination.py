@@ -180,3 +180,46 @@ def test_kpis_count_every_visible_image_with_top_three(make_image, uploader, lab
     assert kpis["diseases"]["top"] == [
         {"id": Disease.objects.get(code="DR").pk, "name": "Diabetic Retinopathy", "count": 11}
     ]
+
+
+def _references(image) -> tuple:
+    return (
+        image.hospital.name,
+        image.lab_unit.name,
+        image.camera.name if image.camera else None,
+        image.disease.code,
+        image.area.code if image.area else None,
+    )
+
+
+def test_page_rows_carry_their_references_from_the_choices(make_image, make_user, django_assert_num_queries):
+    units = [LabUnitFactory(), LabUnitFactory()]
+    manager = make_user(Role.DATA_MANAGER, lab_units=units)
+    cameras = [CameraFactory(), CameraFactory()]
+    glaucoma = Disease.objects.get(code="GLAUCOMA")
+    for n in range(6):
+        make_image(
+            lab_unit=units[n % 2],
+            uploaded_by=manager,
+            camera=cameras[n % 2] if n % 3 else None,
+            disease=glaucoma if n % 2 else None,
+            files=False,
+        )
+    choices = filters.FilterChoices(manager)
+    page = selectors.images_page(manager, parse(manager, ""), per_page=10, choices=choices)
+    with django_assert_num_queries(0):
+        shown = {image.pk: _references(image) for image in page.rows}
+    fresh = selectors.images_visible_to(manager).select_related(*selectors.PAGE_REFERENCES)
+    assert shown == {image.pk: _references(image) for image in fresh}
+    assert len(shown) == 6
+
+
+def test_references_outside_the_choices_are_fetched_not_invented(make_image, make_user, lab_unit):
+    """Rows a stale or narrower choice list does not cover still get their true references."""
+    owner = make_user(Role.UPLOADER, lab_units=[lab_unit])
+    camera = CameraFactory()
+    make_image(lab_unit=lab_unit, uploaded_by=owner, camera=camera, files=False)
+    narrow = filters.FilterChoices(make_user(Role.UPLOADER))  # no lab units at all
+    rows = list(selectors.images_visible_to(owner))
+    selectors.attach_references(rows, narrow)
+    assert _references(rows[0]) == (lab_unit.hospital.name, lab_unit.name, camera.name, "DR", "left")
