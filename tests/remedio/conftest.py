@@ -87,4 +87,4 @@ def storage_snapshot():
 
 @pytest.fixture
 def one_encounter_zip():
-    return export.export_zip([export.EncounterSpec()])
+    return export.export_zip([export.EncounterSpec(reports=[{"rasterised": False}])])  # a text layer: no OCR
