@@ -388,6 +388,22 @@ def test_units_of_analysis_eye_and_patient_worse_eye(seed, manager, patient_path
     assert "worse eye" in patient["methods"]["unit"].lower()
 
 
+def test_images_without_a_patient_count_as_a_patient_each(seed, manager, monkeypatch, camera):
+    from grading.quality import units
+
+    monkeypatch.setattr(units, "_paths", ["camera_id"])  # a nullable path: the camera stands in for the visit
+    model = seed.ai_model()
+    for with_visit, ref, ai in ((True, "3", "0"), (True, "0", "0"), (False, "3", "3"), (False, "0", "3")):
+        image = seed.image(camera=camera if with_visit else None, area="left")
+        seed.grade(image, "ai", ai, ai_model=model, probability=0.5)
+        seed.consensus(image, ref)
+    sel = parse(manager, {"rater": "ai", "unit": "patient"}, kind=PERFORMANCE, single_rater=True)
+    data = selectors.performance(sel, sel.raters[0])
+    # One visit (reference positive from its worse eye, AI negative: FN) and two images on their own (TP, FP).
+    assert (data["n"], data["tp"], data["fp"], data["tn"], data["fn"]) == (3, 1, 1, 0, 1)
+    assert data["counts"]["images_with_patient"] == 2
+
+
 def test_grade_that_decided_the_reference_is_not_compared_with_it(seed, manager):
     reader = seed.user("reader")
     for code in ("0", "2", "3"):
