@@ -1,8 +1,11 @@
+import shutil
+
 import pytest
 from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import Role
+from tests.conftest import require
 from tests.remedio import export
 
 
@@ -88,3 +91,9 @@ def storage_snapshot():
 @pytest.fixture
 def one_encounter_zip():
     return export.export_zip([export.EncounterSpec(reports=[{"rasterised": False}])])  # a text layer: no OCR
+
+
+@pytest.fixture
+def tesseract():
+    """OCR of rasterised reports needs the Tesseract program (scripts/system-deps.sh); CI has it."""
+    require(shutil.which("tesseract") is not None, "needs Tesseract (scripts/system-deps.sh)")

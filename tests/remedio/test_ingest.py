@@ -65,7 +65,7 @@ def multi_export() -> bytes:
     )
 
 
-def test_archive_becomes_encounters_awaiting_verification(upload, zip_uploader, multi_export, client):
+def test_archive_becomes_encounters_awaiting_verification(upload, zip_uploader, multi_export, client, tesseract):
     status = upload(zip_uploader, ("MRN20417_01-02-2024_10.02.16.099_AM.zip", multi_export))
     assert status["status"] == "done" and status["completed"] == 1
     result = item(status)["result"]
@@ -439,3 +439,22 @@ def test_masked_copy_is_what_graders_get(upload, zip_uploader):
     band = (x0, y0, x1, y1)
     assert graded.crop(band).getextrema()[1] < 60  # the text is gone from the graded copy
     assert original.crop(band).getextrema()[1] > 200  # and still in the original, for audit
+
+
+# --- The upload page ------------------------------------------------------------------------------------------------
+
+
+def test_upload_page(client, zip_uploader, zip_fields, one_encounter_zip, run_jobs):
+    client.force_login(zip_uploader)
+    page = client.get("/upload_files").content.decode()
+    assert 'id="hospital-pills"' in page and 'name="lab_unit"' in page and 'name="camera"' in page
+    assert "Upload &amp; Queue" in page and 'accept=".zip,' in page
+    missing = client.post("/upload_files", {"hospital": zip_fields["hospital"]}, HTTP_ACCEPT="application/json")
+    assert missing.status_code == 400 and missing.json()["detail"] == "All fields are required"
+    with run_jobs():
+        response = client.post(
+            "/upload_files", {**zip_fields, "files": [zip_file(one_encounter_zip)]}, HTTP_ACCEPT="application/json"
+        )
+    assert response.status_code == 202
+    assert response.json()["processing_url"] == f"/direct/upload/processing/{response.json()['job_id']}"
+    assert Encounter.objects.count() == 1

@@ -1,6 +1,5 @@
 """Medios AI reports: parsing every result string and variant, OCR of rasterised pages, text layers, unreadable PDFs."""
 
-import shutil
 from decimal import Decimal
 
 import pytest
@@ -16,7 +15,7 @@ from tests.remedio.export import (
     text_pdf,
 )
 
-needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Tesseract (scripts/system-deps.sh)")
+needs_tesseract = pytest.mark.usefixtures("tesseract")
 
 DR_FAMILY = {
     "dr-": ("dr", reports.DR_NEGATIVE, False),
