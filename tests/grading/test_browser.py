@@ -113,6 +113,27 @@ def test_two_graders_disagree_and_an_arbitrator_resolves(
     page = session(resident)
     assert grade_next(page, "1", remarks="Few microaneurysms") == "Primary"
     assert "Nothing left in the DR queue" in page.content()
+    # Shift+S skips: the task goes back to the queue for others, and the grader moves on.
+    glaucoma = image_store(
+        data=jpeg_bytes(width=96, height=96, seed=8),
+        original_name="second.jpg",
+        params={
+            "hospital_id": lab_unit.hospital_id,
+            "lab_unit_id": lab_unit.pk,
+            "disease_id": Disease.objects.get(code="GLAUCOMA").pk,
+        },
+        uploaded_by=stored_image.uploaded_by,
+    )
+    page.goto("/grading/")
+    page.click("[data-queue=GLAUCOMA] button[type=submit]")
+    page.wait_for_selector("[data-testid=grade-form]")
+    page.locator("h1").click()
+    page.keyboard.press("Shift+S")
+    page.wait_for_url(lambda url: url.endswith("/grading/"))
+    assert "Nothing left in the GLAUCOMA queue" in page.content()
+    skipped = GradingTask.objects.get(image=glaucoma, slot="primary")
+    assert (skipped.status, skipped.leased_to_id) == ("pending", None)
+    assert not Grade.objects.filter(image=glaucoma).exists()
 
     page = session(ophthalmologist)
     page.goto("/grading/")
