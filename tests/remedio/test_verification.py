@@ -296,6 +296,7 @@ def test_mask_boxes_are_checked(encounter, api_client, data_manager):
     assert response.json()["detail"] == (
         f"Photograph {plain.entry_name}: A mask box must cover at least one pixel inside the image."
     )
+    assert response.json()["errors"] == [response.json()["detail"]]
     assert Encounter.objects.get(pk=encounter.pk).status == Encounter.Status.AWAITING
 
 
