@@ -165,7 +165,8 @@ def test_image_files_are_served_to_users_of_the_lab_unit(uploader, make_user, la
         assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
         body = b"".join(response.streaming_content)
         assert body[:2] == b"\xff\xd8"
-        assert "a.jpg" not in response["Content-Disposition"]  # no user-given names in what leaves the server
+        # No user-given names in what leaves the server: the file is named by the image id.
+        assert response["Content-Disposition"] == f'inline; filename="{image.pk}.jpg"'
         thumb = client.get(f"/images/{image.pk}/thumbnail")
         assert thumb.status_code == 200
     assert Client().get(f"/images/{image.pk}/file").status_code == 302  # anonymous → log in
