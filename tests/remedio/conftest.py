@@ -18,6 +18,14 @@ def grade_schemes(request):
         schemes_ensure()
 
 
+@pytest.fixture(autouse=True)
+def empty_staging():
+    """Start from an empty staging area: tests of other areas may leave staged files of jobs they never ran, and these
+    tests assert that a refused archive leaves nothing staged behind."""
+    for name in stored_files("staging"):
+        storages["staging"].delete(name)
+
+
 @pytest.fixture
 def data_manager(make_user, lab_unit):
     return make_user(Role.DATA_MANAGER, lab_units=[lab_unit])
