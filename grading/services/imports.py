@@ -6,12 +6,14 @@ import math
 import uuid
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts import access
 from accounts.models import Role
 from common.api import ServiceError
+from grading import selectors
 from grading.models import Consensus, ConsensusMethod, Grade, GraderType, GradingTask, Slot
 from grading.services import state
 from grading.services.tasks import grading_tasks_create_bulk
@@ -23,6 +25,25 @@ ROLES_OF = {
     GraderType.RESIDENT2: (Role.OPHTHALMOLOGIST,),
 }
 MAX_ERRORS_SHOWN = 20
+# The columns an imported grade is written with (``_insert_grades``); every other column keeps its model default.
+INSERT_FIELDS = (
+    "image",
+    "disease",
+    "scheme",
+    "option",
+    "raw_value",
+    "grader_type",
+    "grader",
+    "ai_model",
+    "task",
+    "remarks",
+    "probability",
+    "import_job",
+    "seconds_spent",
+    "created_at",
+    "is_current",
+    "supersedes",
+)
 
 
 def _chunks(items: list, size: int):
@@ -44,7 +65,9 @@ def _probability(value, position: int, errors: list[str]):
     return number
 
 
-def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_size) -> tuple[list[dict], int]:
+def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_size) -> tuple[list[dict], int, dict]:
+    """``(entries, duplicate rows, images)``: the rows to write (one per image, the last row wins) and, per image id,
+    ``(lab_unit_id, uploaded_at, lacks_tasks)`` from the one lookup that also checks the images exist."""
     if grader_type not in SLOT_OF and grader_type != GraderType.AI:
         raise ServiceError(f"Unknown grader type {grader_type!r}: use resident, resident2 or ai.")
     if grader_type == GraderType.AI:
@@ -94,10 +117,7 @@ def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_siz
             "position": position,
         }
     unique = list(cleaned.values())
-    found: set[str] = set()
-    for chunk in _chunks(unique, batch_size):
-        ids = [c["image_id"] for c in chunk]
-        found |= {str(pk) for pk in Image.objects.filter(pk__in=ids).values_list("pk", flat=True)}
+    found = _images(unique, disease, batch_size)
     for entry in unique:
         if entry["image_id"] not in found:
             errors.append(f"Row {entry['position']}: image {entry['image_id'][:40]!r} does not exist.")
@@ -107,7 +127,27 @@ def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_siz
         raise ServiceError(
             f"{len(errors)} row(s) refused; nothing was imported. " + " ".join(shown) + more, errors=errors
         )
-    return unique, duplicates
+    return unique, duplicates, found
+
+
+def _images(entries: list[dict], disease, batch_size: int) -> dict[str, tuple]:
+    """``{image_id: (lab_unit_id, uploaded_at, lacks_tasks)}`` of the images that exist, one query per batch.
+    ``lacks_tasks``: some slot task of the disease's active scheme is missing (``grading_tasks_create_bulk`` creates
+    it; images with all their tasks are not passed there at all)."""
+    scheme = selectors.schemes_by_disease([disease.pk]).get(disease.pk)
+    slots = [Slot.PRIMARY, Slot.SECONDARY] if scheme is not None and scheme.double_grading else [Slot.PRIMARY]
+    flags = {
+        f"has_{slot}": Exists(GradingTask.objects.filter(image_id=OuterRef("pk"), disease_id=disease.pk, slot=slot))
+        for slot in slots
+    }
+    if scheme is None:
+        flags = {}  # no active scheme: no task can be created
+    found: dict[str, tuple] = {}
+    for chunk in _chunks(entries, batch_size):
+        qs = Image.objects.filter(pk__in=[c["image_id"] for c in chunk]).order_by().annotate(**flags)
+        for pk, lab_unit_id, uploaded_at, *present in qs.values_list("pk", "lab_unit_id", "uploaded_at", *flags):
+            found[str(pk)] = (lab_unit_id, uploaded_at, bool(flags) and not all(present))
+    return found
 
 
 def _int(value):
@@ -131,7 +171,7 @@ def grades_import_bulk(
     """
     batch_size = batch_size or settings.GRADING_IMPORT_BATCH_SIZE
     rows = list(rows)
-    entries, duplicates = _validate(
+    entries, duplicates, images = _validate(
         rows=rows,
         grader_type=grader_type,
         disease=disease,
@@ -153,6 +193,7 @@ def grades_import_bulk(
     for chunk in _chunks(entries, batch_size):
         _import_batch(
             chunk,
+            images=images,
             counts=counts,
             grader_type=grader_type,
             disease=disease,
@@ -164,34 +205,99 @@ def grades_import_bulk(
     return counts
 
 
+def _lock_task_rows(image_ids: list[str]) -> None:
+    """Lock the images' task rows like ``state.lock_tasks`` does (same rows, same order), without loading them: an AI
+    import needs the lock only so that two imports of the same model supersede one another in turn."""
+    if connection.features.has_select_for_update:
+        list(
+            GradingTask.objects.select_for_update()
+            .filter(image_id__in=image_ids)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+
+
+def _insert_grades(rows: list[tuple]) -> None:
+    """Insert grades given as tuples of ``INSERT_FIELDS`` values, already in database form (one statement per batch
+    on PostgreSQL, one prepared statement run for every row elsewhere). Instances and ``bulk_create`` cost far more
+    per row than the database does, and SQLite would split the rows into statements of 60."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(Grade._meta.get_field(name).column) for name in INSERT_FIELDS)
+    head = f"INSERT INTO {quote(Grade._meta.db_table)} ({columns}) VALUES "  # noqa: S608 - model's own names
+    one = "(" + ", ".join(["%s"] * len(INSERT_FIELDS)) + ")"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            per_statement = max(1, 60_000 // len(INSERT_FIELDS))  # PostgreSQL takes at most 65,535 parameters
+            for chunk in _chunks(rows, per_statement):
+                cursor.execute(head + ", ".join([one] * len(chunk)), [value for row in chunk for value in row])
+        else:
+            cursor.executemany(head + one, rows)
+
+
+def _db(name: str, value):
+    """A value as Django would write it to the Grade column ``name`` (UUIDs, datetimes and booleans differ by
+    database)."""
+    return Grade._meta.get_field(name).get_db_prep_save(value, connection)
+
+
 @transaction.atomic
-def _import_batch(entries, *, counts, grader_type, disease, scheme, grader, ai_model, import_job) -> None:
+def _import_batch(entries, *, images, counts, grader_type, disease, scheme, grader, ai_model, import_job) -> None:
     now = timezone.now()
     image_ids = [e["image_id"] for e in entries]
-    images = list(Image.objects.filter(pk__in=image_ids).only("id", "lab_unit_id", "disease_id", "uploaded_at"))
-    counts["tasks_created"] += grading_tasks_create_bulk(images=images, disease=disease)["created"]
-    tasks = state.lock_tasks(image_ids)
+    lacking = [
+        Image(pk=uuid.UUID(image_id), lab_unit_id=images[image_id][0], uploaded_at=images[image_id][1])
+        for image_id in image_ids
+        if images[image_id][2]
+    ]
+    if lacking:
+        counts["tasks_created"] += grading_tasks_create_bulk(images=lacking, disease=disease)["created"]
     slot = SLOT_OF.get(grader_type)
-    slot_tasks = {
-        str(t.image_id): t for t in tasks if slot is not None and t.disease_id == disease.pk and t.slot == slot
-    }
+    if slot is None:
+        # AI grades fill no slot and count in no consensus: the images' grading state cannot change, except for
+        # images whose tasks were just created (evaluated below).
+        _lock_task_rows(image_ids)
+        tasks = None
+        slot_tasks = {}
+    else:
+        tasks = state.lock_tasks(image_ids)
+        slot_tasks = {str(t.image_id): t for t in tasks if t.disease_id == disease.pk and t.slot == slot}
 
     current = Grade.objects.filter(
         image_id__in=image_ids, disease=disease, scheme=scheme, grader_type=grader_type, is_current=True
     )
     current = current.filter(ai_model=ai_model) if ai_model is not None else current.filter(ai_model__isnull=True)
-    previous = {str(g.image_id): g for g in current.only("id", "image_id", "task_id")}
+    previous = {
+        str(image_id): (pk, task_id) for pk, image_id, task_id in current.values_list("id", "image_id", "task_id")
+    }
     if previous:
-        Grade.objects.filter(pk__in=[g.pk for g in previous.values()]).update(is_current=False)
+        Grade.objects.filter(pk__in=[pk for pk, _ in previous.values()]).update(is_current=False)
         counts["superseded"] += len(previous)
 
-    new_grades: list[Grade] = []
+    fixed = {
+        name: _db(name, value)
+        for name, value in (
+            ("disease", disease.pk),
+            ("scheme", scheme.pk),
+            ("grader_type", grader_type),
+            ("grader", grader.pk if grader is not None else None),
+            ("ai_model", ai_model.pk if ai_model is not None else None),
+            ("import_job", import_job.pk if import_job is not None else None),
+            ("created_at", now),
+            ("is_current", True),
+        )
+    }
+    image_field = Grade._meta.get_field("image")
+    rows: list[tuple] = []
     filled: list[GradingTask] = []
+    graded: list[tuple[str, int]] = []  # (image_id, option_id) of the grades with an option
     for entry in entries:
         before = previous.get(entry["image_id"])
         task = slot_tasks.get(entry["image_id"])
+        option_id = entry["option"].pk if entry["option"] is not None else None
         link = None
-        if task is not None and task.scheme_id == scheme.pk and entry["option"] is not None:
+        if task is not None and task.scheme_id == scheme.pk and option_id is not None:
             if task.status in GradingTask.OPEN:
                 link = task
                 task.status = GradingTask.Status.DONE
@@ -200,62 +306,82 @@ def _import_batch(entries, *, counts, grader_type, disease, scheme, grader, ai_m
                 task.leased_to = None
                 task.lease_expires_at = None
                 filled.append(task)
-            elif task.status == GradingTask.Status.DONE and before is not None and before.task_id == task.pk:
+            elif task.status == GradingTask.Status.DONE and before is not None and before[1] == task.pk:
                 link = task  # a re-import replaces the grade that filled the slot
-        new_grades.append(
-            Grade(
-                image_id=entry["image_id"],
-                disease=disease,
-                scheme=scheme,
-                option=entry["option"],
-                raw_value=entry["raw_value"],
-                grader_type=grader_type,
-                grader=grader,
-                ai_model=ai_model,
-                task=link,
-                remarks=entry["remarks"],
-                probability=entry["probability"],
-                import_job=import_job,
-                supersedes=before,
+        if option_id is not None:
+            graded.append((entry["image_id"], option_id))
+        rows.append(
+            (
+                image_field.get_db_prep_save(uuid.UUID(entry["image_id"]), connection),
+                fixed["disease"],
+                fixed["scheme"],
+                option_id,
+                entry["raw_value"],
+                fixed["grader_type"],
+                fixed["grader"],
+                fixed["ai_model"],
+                link.pk if link is not None else None,
+                entry["remarks"],
+                entry["probability"],
+                fixed["import_job"],
+                None,
+                fixed["created_at"],
+                fixed["is_current"],
+                before[0] if before is not None else None,
             )
         )
-    created = Grade.objects.bulk_create(new_grades)
+    _insert_grades(rows)
     if filled:
         GradingTask.objects.bulk_update(
             filled, ["status", "completed_by", "completed_at", "leased_to", "lease_expires_at"]
         )
-    counts["imported"] += sum(1 for g in created if g.option_id is not None)
-    counts["no_grade"] += sum(1 for g in created if g.option_id is None)
+    counts["imported"] += len(graded)
+    counts["no_grade"] += len(rows) - len(graded)
     counts["slots_filled"] += len(filled)
 
-    if grader_type == GraderType.RESIDENT2:
-        graded = [g for g in created if g.option_id is not None]
-        if graded:
-            old = {
-                str(c.image_id): c
-                for c in Consensus.objects.filter(
-                    image_id__in=[g.image_id for g in graded], disease=disease, scheme=scheme, is_current=True
-                ).only("id", "image_id")
-            }
-            if old:
-                Consensus.objects.filter(pk__in=[c.pk for c in old.values()]).update(is_current=False)
-            records = Consensus.objects.bulk_create(
-                [
-                    Consensus(
-                        image_id=g.image_id,
-                        disease=disease,
-                        scheme=scheme,
-                        option_id=g.option_id,
-                        method=ConsensusMethod.IMPORTED_REFERENCE,
-                        decided_by=grader,
-                        supersedes=old.get(str(g.image_id)),
-                    )
-                    for g in graded
-                ]
-            )
-            Through = Consensus.grades.through
-            Through.objects.bulk_create(
-                [Through(consensus_id=r.pk, grade_id=g.pk) for r, g in zip(records, graded, strict=True)]
-            )
-            counts["consensus_recorded"] += len(records)
-    state.evaluate(image_ids, tasks=tasks)
+    if grader_type == GraderType.RESIDENT2 and graded:
+        new_ids = dict(
+            Grade.objects.filter(
+                image_id__in=[image_id for image_id, _ in graded],
+                disease=disease,
+                scheme=scheme,
+                grader_type=grader_type,
+                ai_model__isnull=True,
+                is_current=True,
+            ).values_list("image_id", "id")
+        )
+        new_ids = {str(image_id): pk for image_id, pk in new_ids.items()}
+        old = {
+            str(image_id): pk
+            for pk, image_id in Consensus.objects.filter(
+                image_id__in=[image_id for image_id, _ in graded], disease=disease, scheme=scheme, is_current=True
+            ).values_list("id", "image_id")
+        }
+        if old:
+            Consensus.objects.filter(pk__in=list(old.values())).update(is_current=False)
+        records = Consensus.objects.bulk_create(
+            [
+                Consensus(
+                    image_id=image_id,
+                    disease=disease,
+                    scheme=scheme,
+                    option_id=option_id,
+                    method=ConsensusMethod.IMPORTED_REFERENCE,
+                    decided_by=grader,
+                    supersedes_id=old.get(image_id),
+                )
+                for image_id, option_id in graded
+            ]
+        )
+        Through = Consensus.grades.through
+        Through.objects.bulk_create(
+            [
+                Through(consensus_id=r.pk, grade_id=new_ids[image_id])
+                for r, (image_id, _) in zip(records, graded, strict=True)
+            ]
+        )
+        counts["consensus_recorded"] += len(records)
+    if slot is not None:
+        state.evaluate(image_ids, tasks=tasks)
+    elif lacking:
+        state.evaluate([str(image.pk) for image in lacking])
