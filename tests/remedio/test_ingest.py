@@ -2,6 +2,7 @@
 each item's result lists, hostile archives refused or contained, reports that cannot be read, pseudonymous patients."""
 
 import io
+import json
 import tempfile
 from pathlib import Path
 
@@ -458,3 +459,12 @@ def test_upload_page(client, zip_uploader, zip_fields, one_encounter_zip, run_jo
     assert response.status_code == 202
     assert response.json()["processing_url"] == f"/direct/upload/processing/{response.json()['job_id']}"
     assert Encounter.objects.count() == 1
+
+
+def test_names_of_files_refused_in_the_browser_lose_the_patient_id(client, zip_uploader, zip_fields):
+    client.force_login(zip_uploader)
+    rejected = json.dumps([{"filename": f"{PATIENT_ID}_01-02-2024_10.02.16.099_AM.zip", "reason": "File too large"}])
+    response = client.post("/upload_files", {**zip_fields, "client_rejected": rejected}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 202
+    (stored,) = JobItem.objects.values_list("filename", flat=True)
+    assert PATIENT_ID not in stored and stored.endswith("_01-02-2024_10.02.16.099_AM.zip") and stored.startswith("P-")

@@ -426,3 +426,13 @@ def test_image_page_shows_the_encounter_and_the_ai_result(encounter, client, dat
     assert client.get(f"/encounters/images/{plain.image_id}/original").status_code == 403
     report = encounter.reports.get()
     assert client.get(f"/encounters/{encounter.pk}/reports/{report.pk}.pdf").status_code == 403
+
+
+def test_admins_see_identifiers_and_verify(encounter, api_client, make_user):
+    admin = make_user(Role.ADMIN)
+    api_client.force_authenticate(admin)
+    (row,) = api_client.get("/api/encounters/").json()
+    assert (row["name"], row["patient_id"]) == (NAME, PATIENT_ID)
+    body = {"images": [{"id": i["id"], "laterality": "right", "field": "disc", "gradable": False} for i in row["images"]]}
+    response = api_client.post(f"/api/encounters/{encounter.pk}/verify", body, format="json")
+    assert response.status_code == 200 and response.json()["tasks_created"] == 0
