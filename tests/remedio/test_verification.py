@@ -436,3 +436,23 @@ def test_admins_see_identifiers_and_verify(encounter, api_client, make_user):
     body = {"images": [{"id": i["id"], "laterality": "right", "field": "disc", "gradable": False} for i in row["images"]]}
     response = api_client.post(f"/api/encounters/{encounter.pk}/verify", body, format="json")
     assert response.status_code == 200 and response.json()["tasks_created"] == 0
+
+
+def test_another_lab_unit_gets_404(encounter, client, api_client, make_user):
+    stranger = make_user(Role.DATA_MANAGER, lab_units=[LabUnitFactory()])
+    client.force_login(stranger)
+    plain = links_of(encounter)[0]
+    report = encounter.reports.get()
+    assert client.get(f"/encounters/{encounter.pk}/").status_code == 404
+    assert client.post(f"/encounters/{encounter.pk}/", form_for(encounter)).status_code == 404
+    assert client.post(f"/encounters/{encounter.pk}/undo").status_code == 404
+    assert client.get(f"/encounters/{encounter.pk}/reports/{report.pk}.pdf").status_code == 404
+    assert client.get(f"/encounters/images/{plain.image_id}/original").status_code == 404
+    assert "data-encounter=" not in client.get("/encounters/").content.decode()
+    api_client.force_authenticate(stranger)
+    assert api_client.get(f"/api/encounters/{encounter.pk}").status_code == 404
+    assert api_client.get("/api/encounters/").json() == []
+    body = {"images": [{"id": str(plain.image_id), "gradable": False}]}
+    assert api_client.post(f"/api/encounters/{encounter.pk}/verify", body, format="json").status_code == 404
+    assert api_client.post(f"/api/encounters/{encounter.pk}/undo").status_code == 404
+    assert Encounter.objects.get(pk=encounter.pk).status == Encounter.Status.AWAITING
