@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.db import connections
-from django.db.models import BigIntegerField, Func, Q
+from django.db.models import BigIntegerField, Func, Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts import access
@@ -230,6 +231,12 @@ def _raw_rows(qs) -> list[tuple]:
         return cursor.fetchall()
 
 
+def _image_key() -> Cast:
+    """The image id as text: only compared, and text costs the PostgreSQL driver less than UUID objects (half the
+    client CPU of the fetch at 100,000 images)."""
+    return Cast("image_id", output_field=TextField())
+
+
 def _local_months(epochs: np.ndarray) -> np.ndarray:
     """Month index (year * 12 + month - 1) of each UTC timestamp in the current time zone (as ExtractMonth)."""
     if epochs.size == 0:
@@ -269,7 +276,7 @@ def fetch(
     want_ai = raters is None or any(r.is_ai for r in raters)
     want_user = users or raters is None or any(r.kind == "user" for r in raters)
     want_id = reference and deciding
-    fields = ["image_id", "grader_type", "option_id"]
+    fields = ["q_image", "grader_type", "option_id"]
     optional = {
         "id": want_id,
         "grader_id": want_user,
@@ -277,14 +284,14 @@ def fetch(
         "probability": want_ai and reference,
     }
     fields += [name for name, wanted in optional.items() if wanted]
-    qs = grades_queryset(sel, raters)
+    qs = grades_queryset(sel, raters).annotate(q_image=_image_key())
     if months:
         qs = qs.annotate(q_epoch=_Epoch("created_at"))
         fields.append("q_epoch")
     rows = _raw_rows(qs.order_by("id").values_list(*fields))
     n = len(rows)
     cols = dict(zip(fields, zip(*rows, strict=True), strict=True)) if rows else dict.fromkeys(fields, ())
-    g_img = np.fromiter((index.setdefault(v, len(index)) for v in cols["image_id"]), dtype=np.int64, count=n)
+    g_img = np.fromiter((index.setdefault(v, len(index)) for v in cols["q_image"]), dtype=np.int64, count=n)
     g_type = np.fromiter((TYPE_CODES.get(v, -1) for v in cols["grader_type"]), dtype=np.int64, count=n)
     missing = np.full(n, -1, dtype=np.int64)
     frame = Frame(
@@ -305,12 +312,12 @@ def fetch(
     if reference:
         unit = sel.unit if sel.kind == PERFORMANCE else "image"
         path = units.patient_path() if unit != "image" else None
-        cfields = ["image_id", "option_id"]
+        cfields = ["q_image", "option_id"]
         if unit == "eye":
             cfields.append("image__area_id")
         if path:
             cfields.append(f"image__{path}")
-        crows = _raw_rows(consensus_queryset(sel).order_by().values_list(*cfields))
+        crows = _raw_rows(consensus_queryset(sel).annotate(q_image=_image_key()).order_by().values_list(*cfields))
         c_img = np.fromiter((index.setdefault(r[0], len(index)) for r in crows), dtype=np.int64, count=len(crows))
         c_cat = cats.index_of(np.fromiter((r[1] for r in crows), dtype=np.int64, count=len(crows)))
         frame.n_images = len(index)
