@@ -85,13 +85,16 @@ def image_set(count: int) -> list[Path]:
 # --- the baseline --------------------------------------------------------------------------------------------------
 
 
+BASELINE_CPU: list[float] = []
+
+
 def baseline_seconds(paths: list[Path]) -> float:
-    """Read, MD5-hash, copy and thumbnail every file in this one process."""
+    """Read, MD5-hash, copy and thumbnail every file in this one process (its CPU time goes to BASELINE_CPU)."""
     from PIL import Image
 
     target = Path(tempfile.mkdtemp(prefix="fgc-bench-baseline-"))
     try:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         for path in paths:
             data = path.read_bytes()
             digest = hashlib.md5(data).hexdigest()  # noqa: S324 - the same fingerprint the upload computes
@@ -99,6 +102,7 @@ def baseline_seconds(paths: list[Path]) -> float:
             img = Image.open(io.BytesIO(data))
             img.thumbnail((320, 320))
             img.convert("RGB").save(target / f"{digest}-thumb.jpg", "JPEG", quality=82)
+        BASELINE_CPU.append(time.process_time() - started_cpu)
         return time.perf_counter() - started
     finally:
         shutil.rmtree(target, ignore_errors=True)
@@ -165,6 +169,26 @@ class Server:
             pass
         self.proc.wait()
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the server's process group (web server, worker and its pool processes), read
+        from /proc; None where there is no /proc. The database and broker servers are not included."""
+        proc = Path("/proc")
+        if not proc.is_dir():
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # After the command name: state, ppid, pgrp, ..., utime (12th), stime (13th).
+            if int(fields[2]) == self.proc.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / ticks
+
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> dict:
         req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})  # noqa: S310
         with urllib.request.urlopen(req, timeout=600) as response:  # noqa: S310 - our own server
@@ -210,7 +234,12 @@ def upload_run(env: dict, paths: list[Path], requests: int) -> dict:
     manage(env, "migrate", "--noinput")
     manage(env, "seed_demo", "--quiet")
     manage(env, "adduser", "bench", "--password", PASSWORD, "--role", "uploader", "--lab-unit", FIELDS["lab_unit"])
-    manage(env, "shell", "-c", "from accounts.models import User; User.objects.filter(username='bench').update(upload_quota=0)")
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from accounts.models import User; User.objects.filter(username='bench').update(upload_quota=0)",
+    )
     with Server(env) as server:
         token = server.request(
             "POST",
@@ -235,20 +264,25 @@ def upload_run(env: dict, paths: list[Path], requests: int) -> dict:
 
         payload = [(p.name, p.read_bytes()) for p in paths]
         chunks = [payload[i::requests] for i in range(requests)]
+        cpu_before = server.cpu_seconds()
         started = time.time()
         with ThreadPoolExecutor(max_workers=requests) as pool:
             job_ids = list(pool.map(send, chunks))
         accepted = time.time()
         docs = wait_for_jobs(server, token, job_ids)
+        cpu_after = server.cpu_seconds()
     finished = max(datetime.fromisoformat(doc["finished_at"]).timestamp() for doc in docs)
     failed = [item for doc in docs for item in doc["items"] if item["status"] != "completed"]
     if failed:
         raise RuntimeError(f"{len(failed)} files failed, e.g. {failed[0]}")
-    return {"seconds": finished - started, "request_seconds": accepted - started}
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return {"seconds": finished - started, "request_seconds": accepted - started, "cpu_seconds": cpu}
 
 
 def base_env(data_dir: Path, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
+    }
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -296,6 +330,7 @@ def run(quick: bool = False) -> list[Figure]:
     paths = image_set(count)
     megabytes = sum(p.stat().st_size for p in paths) / 1e6
     base = min(baseline_seconds(paths) for _ in range(2))
+    base_cpu = min(BASELINE_CPU)
     figures = [
         Figure(
             "direct_upload",
@@ -318,6 +353,12 @@ def run(quick: bool = False) -> list[Figure]:
             shutil.rmtree(data_dir, ignore_errors=True)
         seconds = outcome["seconds"]
         workers = os.environ.get("WORKER_CONCURRENCY", "2")
+        cpu_note = ""
+        if outcome["cpu_seconds"] is not None:
+            cpu_note = (
+                f"; server CPU {outcome['cpu_seconds']:.1f}s ({outcome['cpu_seconds'] / base_cpu:.2f}× the baseline's "
+                f"{base_cpu:.1f}s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+            )
         figures.append(
             Figure(
                 "direct_upload",
@@ -327,7 +368,7 @@ def run(quick: bool = False) -> list[Figure]:
                 baseline=base,
                 target="≤ 2",
                 note=f"{count / seconds:.1f} images/s; request {outcome['request_seconds']:.1f}s; "
-                f"{requests} request(s), {workers} worker process(es)",
+                f"{requests} request(s), {workers} worker process(es){cpu_note}",
             )
         )
         figures.append(Figure("direct_upload", f"{label}: throughput", count / seconds, "images/s"))
