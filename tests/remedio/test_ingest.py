@@ -245,10 +245,13 @@ def neighbour_zip() -> bytes:
 
 
 @pytest.mark.parametrize("kind", sorted(REFUSED))
-def test_hostile_archive_is_refused_whole(kind, upload, zip_uploader, small_caps, neighbour_zip, storage_snapshot):
+def test_hostile_archive_is_refused_whole(
+    kind, upload, zip_uploader, small_caps, neighbour_zip, storage_snapshot, tmp_path, monkeypatch
+):
     data_dir = Path(django_settings.DATA_DIR)
-    tmp = Path(tempfile.gettempdir())
-    before_tmp = {p.name for p in tmp.glob("remedio-*")}
+    tmp = tmp_path / "tmp"  # the ingestion's scratch folders are made here, so leftovers can be seen
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     before_data = _everything_under(data_dir)
     before = storage_snapshot()
 
@@ -275,8 +278,9 @@ def test_hostile_archive_is_refused_whole(kind, upload, zip_uploader, small_caps
     files_root = Path(django_settings.MEDIA_ROOT).relative_to(data_dir)
     new_outside = {p for p in _everything_under(data_dir) - before_data if not p.startswith(str(files_root))}
     assert not {p for p in new_outside if not p.startswith("worker-")}
-    assert {p.name for p in tmp.glob("remedio-*")} == before_tmp
-    assert not (tmp / "evil.jpg").exists() and not list(data_dir.rglob("evil.jpg"))
+    assert list(tmp.iterdir()) == []  # every scratch folder removed
+    assert not list(tmp_path.rglob("evil.jpg")) and not (tmp_path.parent / "evil.jpg").exists()
+    assert not list(data_dir.rglob("evil.jpg"))
 
 
 @pytest.mark.parametrize(
