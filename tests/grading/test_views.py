@@ -37,6 +37,29 @@ def test_queue_page(client, queued_image, resident):
     assert '<p class="display-6 mb-0" data-testid="available">2</p>' in page
 
 
+def test_queue_page_counts_what_each_grader_can_take(
+    client, queued_image, resident, ophthalmologist, make_user, lab_unit
+):
+    queued_image()
+    queued_image()  # 4 open slots
+    task = services.task_next(user=ophthalmologist, disease="DR")
+    services.grade_submit(user=ophthalmologist, task_id=task.pk, option="1")
+
+    def available(user):
+        client.force_login(user)
+        page = client.get("/grading/").content.decode()
+        return int(page.split('data-testid="available">')[1].split("<")[0])
+
+    # Not the secondary of the image they graded: the other image's two slots.
+    assert available(ophthalmologist) == 2
+    assert available(resident) == 1  # primaries only
+    colleague = make_user(Role.OPHTHALMOLOGIST, lab_units=[lab_unit])
+    assert available(colleague) == 3
+    held = services.task_next(user=colleague, disease="DR")  # the half-graded image's secondary comes first
+    assert (held.image_id, held.slot) == (task.image_id, "secondary")
+    assert available(colleague) == 2 and "Resume" in client.get("/grading/").content.decode()
+
+
 @pytest.mark.parametrize("url", ["/grading/", "/grading/discrepancies"])
 def test_pages_refused_by_role(client, make_user, lab_unit, url):
     client.force_login(make_user(Role.UPLOADER, lab_units=[lab_unit]))
