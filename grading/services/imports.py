@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts import access
@@ -67,7 +68,7 @@ def _probability(value, position: int, errors: list[str]):
 
 def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_size) -> tuple[list[dict], int, dict]:
     """``(entries, duplicate rows, images)``: the rows to write (one per image, the last row wins) and, per image id,
-    ``(lab_unit_id, uploaded_at, lacks_tasks)`` from the one lookup that also checks the images exist."""
+    ``(lab_unit_id, uploaded_at)`` from the one lookup that also checks the images exist."""
     if grader_type not in SLOT_OF and grader_type != GraderType.AI:
         raise ServiceError(f"Unknown grader type {grader_type!r}: use resident, resident2 or ai.")
     if grader_type == GraderType.AI:
@@ -91,7 +92,7 @@ def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_siz
             errors.append(f"Row {position}: no image.")
             continue
         try:
-            image_id = str(uuid.UUID(raw_id))
+            image_id = raw if isinstance(raw := row.get("image_id"), uuid.UUID) else uuid.UUID(raw_id)
         except ValueError:
             errors.append(f"Row {position}: {raw_id[:40]!r} is not an image id.")
             continue
@@ -117,10 +118,10 @@ def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_siz
             "position": position,
         }
     unique = list(cleaned.values())
-    found = _images(unique, disease, batch_size)
+    found = _images(unique, batch_size)
     for entry in unique:
         if entry["image_id"] not in found:
-            errors.append(f"Row {entry['position']}: image {entry['image_id'][:40]!r} does not exist.")
+            errors.append(f"Row {entry['position']}: image {str(entry['image_id'])!r} does not exist.")
     if errors:
         shown = errors[:MAX_ERRORS_SHOWN]
         more = f" … and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
@@ -130,23 +131,14 @@ def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_siz
     return unique, duplicates, found
 
 
-def _images(entries: list[dict], disease, batch_size: int) -> dict[str, tuple]:
-    """``{image_id: (lab_unit_id, uploaded_at, lacks_tasks)}`` of the images that exist, one query per batch.
-    ``lacks_tasks``: some slot task of the disease's active scheme is missing (``grading_tasks_create_bulk`` creates
-    it; images with all their tasks are not passed there at all)."""
-    scheme = selectors.schemes_by_disease([disease.pk]).get(disease.pk)
-    slots = [Slot.PRIMARY, Slot.SECONDARY] if scheme is not None and scheme.double_grading else [Slot.PRIMARY]
-    flags = {
-        f"has_{slot}": Exists(GradingTask.objects.filter(image_id=OuterRef("pk"), disease_id=disease.pk, slot=slot))
-        for slot in slots
-    }
-    if scheme is None:
-        flags = {}  # no active scheme: no task can be created
-    found: dict[str, tuple] = {}
+def _images(entries: list[dict], batch_size: int) -> dict[str, tuple]:
+    """``{image_id: (lab_unit_id, uploaded_at)}`` of the images that exist, one query per batch. Image ids are UUID
+    objects throughout (strings would be parsed again for every query)."""
+    found: dict[uuid.UUID, tuple] = {}
     for chunk in _chunks(entries, batch_size):
-        qs = Image.objects.filter(pk__in=[c["image_id"] for c in chunk]).order_by().annotate(**flags)
-        for pk, lab_unit_id, uploaded_at, *present in qs.values_list("pk", "lab_unit_id", "uploaded_at", *flags):
-            found[str(pk)] = (lab_unit_id, uploaded_at, bool(flags) and not all(present))
+        qs = Image.objects.filter(pk__in=[c["image_id"] for c in chunk]).order_by()
+        for pk, lab_unit_id, uploaded_at in qs.values_list("pk", "lab_unit_id", "uploaded_at"):
+            found[pk] = (lab_unit_id, uploaded_at)
     return found
 
 
@@ -190,10 +182,14 @@ def grades_import_bulk(
         "tasks_created": 0,
         "duplicate_rows": duplicates,
     }
+    active = selectors.schemes_by_disease([disease.pk]).get(disease.pk)
+    # The slots task creation gives an image (none without an active scheme).
+    slots = set() if active is None else {Slot.PRIMARY, Slot.SECONDARY} if active.double_grading else {Slot.PRIMARY}
     for chunk in _chunks(entries, batch_size):
         _import_batch(
             chunk,
             images=images,
+            slots=slots,
             counts=counts,
             grader_type=grader_type,
             disease=disease,
@@ -205,9 +201,10 @@ def grades_import_bulk(
     return counts
 
 
-def _lock_task_rows(image_ids: list[str]) -> None:
-    """Lock the images' task rows like ``state.lock_tasks`` does (same rows, same order), without loading them: an AI
-    import needs the lock only so that two imports of the same model supersede one another in turn."""
+def _lock_task_rows(image_ids: list[uuid.UUID]) -> None:
+    """Lock the images' task rows like ``state.lock_tasks`` does (every task of the images, in id order) without
+    loading them: an AI import needs the lock only so that two imports of the same model supersede one another in
+    turn. Databases without row locks (SQLite) serialise writers anyway."""
     if connection.features.has_select_for_update:
         list(
             GradingTask.objects.select_for_update()
@@ -217,23 +214,38 @@ def _lock_task_rows(image_ids: list[str]) -> None:
         )
 
 
+def _lacking_tasks(image_ids: list[uuid.UUID], disease, slots: set[str]) -> list[uuid.UUID]:
+    """The images missing a task in one of these slots for the disease (one query, returning only those)."""
+    if not slots:
+        return []
+    have = Count("grading_tasks", filter=Q(grading_tasks__disease_id=disease.pk, grading_tasks__slot__in=slots))
+    qs = Image.objects.filter(pk__in=image_ids).order_by().annotate(slots_present=have)
+    return list(qs.filter(slots_present__lt=len(slots)).values_list("pk", flat=True))
+
+
 def _insert_grades(rows: list[tuple]) -> None:
-    """Insert grades given as tuples of ``INSERT_FIELDS`` values, already in database form (one statement per batch
-    on PostgreSQL, one prepared statement run for every row elsewhere). Instances and ``bulk_create`` cost far more
-    per row than the database does, and SQLite would split the rows into statements of 60."""
+    """Insert grades given as tuples of ``INSERT_FIELDS`` values, already in database form: one COPY on PostgreSQL,
+    one prepared statement run for every row elsewhere (one query either way). Model instances and ``bulk_create``
+    cost far more per row than the database does, and SQLite would split the rows into statements of 60."""
     if not rows:
         return
     quote = connection.ops.quote_name
+    table = quote(Grade._meta.db_table)
     columns = ", ".join(quote(Grade._meta.get_field(name).column) for name in INSERT_FIELDS)
-    head = f"INSERT INTO {quote(Grade._meta.db_table)} ({columns}) VALUES "  # noqa: S608 - model's own names
-    one = "(" + ", ".join(["%s"] * len(INSERT_FIELDS)) + ")"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            per_statement = max(1, 60_000 // len(INSERT_FIELDS))  # PostgreSQL takes at most 65,535 parameters
-            for chunk in _chunks(rows, per_statement):
-                cursor.execute(head + ", ".join([one] * len(chunk)), [value for row in chunk for value in row])
+            sql = f"COPY {table} ({columns}) FROM STDIN"
+            started = time.monotonic()
+            with cursor.cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if connection.queries_logged:  # counted like any other statement (query-count tests, debug toolbar)
+                connection.queries_log.append(
+                    {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"}
+                )
         else:
-            cursor.executemany(head + one, rows)
+            values = ", ".join(["%s"] * len(INSERT_FIELDS))
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({values})", rows)  # noqa: S608 - model's names
 
 
 def _db(name: str, value):
@@ -243,34 +255,36 @@ def _db(name: str, value):
 
 
 @transaction.atomic
-def _import_batch(entries, *, images, counts, grader_type, disease, scheme, grader, ai_model, import_job) -> None:
+def _import_batch(
+    entries, *, images, slots, counts, grader_type, disease, scheme, grader, ai_model, import_job
+) -> None:
     now = timezone.now()
     image_ids = [e["image_id"] for e in entries]
-    lacking = [
-        Image(pk=uuid.UUID(image_id), lab_unit_id=images[image_id][0], uploaded_at=images[image_id][1])
-        for image_id in image_ids
-        if images[image_id][2]
-    ]
-    if lacking:
-        counts["tasks_created"] += grading_tasks_create_bulk(images=lacking, disease=disease)["created"]
+
+    def instances(ids):  # what task creation reads of an image
+        return [Image(pk=i, lab_unit_id=images[i][0], uploaded_at=images[i][1]) for i in ids]
+
     slot = SLOT_OF.get(grader_type)
+    lacking: list[uuid.UUID] = []
     if slot is None:
         # AI grades fill no slot and count in no consensus: the images' grading state cannot change, except for
-        # images whose tasks were just created (evaluated below).
+        # images whose tasks are created here (evaluated below). Only images missing a task go to task creation.
         _lock_task_rows(image_ids)
+        lacking = _lacking_tasks(image_ids, disease, slots)
+        if lacking:
+            counts["tasks_created"] += grading_tasks_create_bulk(images=instances(lacking), disease=disease)["created"]
         tasks = None
         slot_tasks = {}
     else:
+        counts["tasks_created"] += grading_tasks_create_bulk(images=instances(image_ids), disease=disease)["created"]
         tasks = state.lock_tasks(image_ids)
-        slot_tasks = {str(t.image_id): t for t in tasks if t.disease_id == disease.pk and t.slot == slot}
+        slot_tasks = {t.image_id: t for t in tasks if t.disease_id == disease.pk and t.slot == slot}
 
     current = Grade.objects.filter(
         image_id__in=image_ids, disease=disease, scheme=scheme, grader_type=grader_type, is_current=True
     )
     current = current.filter(ai_model=ai_model) if ai_model is not None else current.filter(ai_model__isnull=True)
-    previous = {
-        str(image_id): (pk, task_id) for pk, image_id, task_id in current.values_list("id", "image_id", "task_id")
-    }
+    previous = {image_id: (pk, task_id) for pk, image_id, task_id in current.values_list("id", "image_id", "task_id")}
     if previous:
         Grade.objects.filter(pk__in=[pk for pk, _ in previous.values()]).update(is_current=False)
         counts["superseded"] += len(previous)
@@ -291,7 +305,7 @@ def _import_batch(entries, *, images, counts, grader_type, disease, scheme, grad
     image_field = Grade._meta.get_field("image")
     rows: list[tuple] = []
     filled: list[GradingTask] = []
-    graded: list[tuple[str, int]] = []  # (image_id, option_id) of the grades with an option
+    graded: list[tuple[uuid.UUID, int]] = []  # (image_id, option_id) of the grades with an option
     for entry in entries:
         before = previous.get(entry["image_id"])
         task = slot_tasks.get(entry["image_id"])
@@ -312,7 +326,7 @@ def _import_batch(entries, *, images, counts, grader_type, disease, scheme, grad
             graded.append((entry["image_id"], option_id))
         rows.append(
             (
-                image_field.get_db_prep_save(uuid.UUID(entry["image_id"]), connection),
+                image_field.get_db_prep_save(entry["image_id"], connection),
                 fixed["disease"],
                 fixed["scheme"],
                 option_id,
@@ -350,9 +364,8 @@ def _import_batch(entries, *, images, counts, grader_type, disease, scheme, grad
                 is_current=True,
             ).values_list("image_id", "id")
         )
-        new_ids = {str(image_id): pk for image_id, pk in new_ids.items()}
         old = {
-            str(image_id): pk
+            image_id: pk
             for pk, image_id in Consensus.objects.filter(
                 image_id__in=[image_id for image_id, _ in graded], disease=disease, scheme=scheme, is_current=True
             ).values_list("id", "image_id")
@@ -384,4 +397,4 @@ def _import_batch(entries, *, images, counts, grader_type, disease, scheme, grad
     if slot is not None:
         state.evaluate(image_ids, tasks=tasks)
     elif lacking:
-        state.evaluate([str(image.pk) for image in lacking])
+        state.evaluate(lacking)

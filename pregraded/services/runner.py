@@ -20,7 +20,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from common.api import ServiceError
-from common.text import display_filename
+from common.text import MAX_DISPLAY_NAME, display_filename
 from grading import services as grading_services
 from jobs import services as job_services
 from jobs.models import JobItem
@@ -75,6 +75,15 @@ def _probability(value) -> tuple[float | None, str | None]:
     return number, None
 
 
+def _clean_name(raw) -> str:
+    """The image name of a row as names are stored (``display_filename``), "" when blank. Plain names (printable
+    ASCII, no directory, nothing to strip, not too long: nearly all of them) are already in that form."""
+    plain = isinstance(raw, str) and 0 < len(raw) <= MAX_DISPLAY_NAME and raw.isascii() and raw.isprintable()
+    if plain and "/" not in raw and "\\" not in raw and raw[0] not in " ." and raw[-1] not in " .":
+        return raw
+    return display_filename(raw) if str(raw or "").strip() else ""
+
+
 def _candidates(grade_import: GradeImport) -> dict[str, list[tuple]]:
     """Pre-graded images of the import's hospital, lab unit and disease by case-folded name (one streamed query)."""
     out: dict[str, list[tuple]] = defaultdict(list)
@@ -85,7 +94,7 @@ def _candidates(grade_import: GradeImport) -> dict[str, list[tuple]]:
         disease_id=grade_import.disease_id,
     ).values_list("id", "original_name", "uploaded_at")
     for image_id, name, uploaded_at in qs.iterator(chunk_size=5000):
-        out[name.casefold()].append((uploaded_at, str(image_id)))
+        out[name.casefold()].append((uploaded_at, image_id))
     return out
 
 
@@ -132,8 +141,9 @@ def plan_rows(grade_import: GradeImport, rows: list[list]) -> tuple[list[dict], 
             }
         )
 
+    keys: dict[str, str] = {}  # value → its mapping key (a file holds a few distinct values)
     for row_number, raw_name, value, remarks, probability in rows:
-        name = display_filename(raw_name) if str(raw_name or "").strip() else ""
+        name = _clean_name(raw_name)
         if not name:
             fail(row_number, "", EMPTY_NAME)
             continue
@@ -151,11 +161,14 @@ def plan_rows(grade_import: GradeImport, rows: list[list]) -> tuple[list[dict], 
             continue
         if len(matches) > 1:
             several.append({"row": row_number, "image_name": name, "matches": len(matches)})
-        image_id = max(matches)[1]  # the most recent upload
+        image_id = matches[0][1] if len(matches) == 1 else max(matches)[1]  # the most recent upload
         if value.strip() in ("", "-", "–", "—"):
             option_id = None
         else:
-            decision = mapping.get(imports.value_key(value)) or {}
+            key = keys.get(value)
+            if key is None:
+                key = keys[value] = imports.value_key(value)
+            decision = mapping.get(key) or {}
             action = decision.get("action")
             if action == ValueMapping.Action.SKIP:
                 fail(row_number, name, SKIPPED, f"{value!r} was mapped to 'skip these rows'")

@@ -253,7 +253,7 @@ def _import_queries(images, icdr, dr, grader, grader_type, batch_size):
     return len(ctx)
 
 
-@pytest.mark.parametrize(("grader_type", "per_batch"), [("resident", 11), ("resident2", 16)])
+@pytest.mark.parametrize(("grader_type", "per_batch"), [("resident", 15), ("resident2", 20)])
 def test_queries_are_constant_per_batch(grader_type, per_batch, queued_image, icdr, dr, ophthalmologist):
     few = [queued_image() for _ in range(3)]
     many = [queued_image() for _ in range(12)]
@@ -263,7 +263,7 @@ def test_queries_are_constant_per_batch(grader_type, per_batch, queued_image, ic
     three_batches = _import_queries(many, icdr, dr, ophthalmologist, grader_type, batch_size=5)
     # Once: the grader's roles and the scheme's options, the disease's active scheme. Each batch: one image lookup to
     # validate, then its own transaction with the same writes whatever its size (resident2 adds the reference
-    # consensus). Images that have all their tasks are not sent to task creation.
+    # consensus).
     assert one_batch == 2 + per_batch
     assert three_batches == 2 + 3 * per_batch
 
