@@ -66,9 +66,8 @@ def _probability(value, position: int, errors: list[str]):
     return number
 
 
-def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_size) -> tuple[list[dict], int, dict]:
-    """``(entries, duplicate rows, images)``: the rows to write (one per image, the last row wins) and, per image id,
-    ``(lab_unit_id, uploaded_at)`` from the one lookup that also checks the images exist."""
+def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_size) -> tuple[list[dict], int]:
+    """``(entries, duplicate rows)``: the rows to write, one per image (the last row wins)."""
     if grader_type not in SLOT_OF and grader_type != GraderType.AI:
         raise ServiceError(f"Unknown grader type {grader_type!r}: use resident, resident2 or ai.")
     if grader_type == GraderType.AI:
@@ -118,9 +117,9 @@ def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_siz
             "position": position,
         }
     unique = list(cleaned.values())
-    found = _images(unique, batch_size)
+    missing = _missing_images(unique, batch_size)
     for entry in unique:
-        if entry["image_id"] not in found:
+        if entry["image_id"] in missing:
             errors.append(f"Row {entry['position']}: image {str(entry['image_id'])!r} does not exist.")
     if errors:
         shown = errors[:MAX_ERRORS_SHOWN]
@@ -128,18 +127,18 @@ def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_siz
         raise ServiceError(
             f"{len(errors)} row(s) refused; nothing was imported. " + " ".join(shown) + more, errors=errors
         )
-    return unique, duplicates, found
+    return unique, duplicates
 
 
-def _images(entries: list[dict], batch_size: int) -> dict[str, tuple]:
-    """``{image_id: (lab_unit_id, uploaded_at)}`` of the images that exist, one query per batch. Image ids are UUID
-    objects throughout (strings would be parsed again for every query)."""
-    found: dict[uuid.UUID, tuple] = {}
+def _missing_images(entries: list[dict], batch_size: int) -> set[uuid.UUID]:
+    """The image ids of these entries that match no image: one count per batch (the rows are read only when some are
+    missing). Image ids are UUID objects throughout (strings would be parsed again for every query)."""
+    missing: set[uuid.UUID] = set()
     for chunk in _chunks(entries, batch_size):
-        qs = Image.objects.filter(pk__in=[c["image_id"] for c in chunk]).order_by()
-        for pk, lab_unit_id, uploaded_at in qs.values_list("pk", "lab_unit_id", "uploaded_at"):
-            found[pk] = (lab_unit_id, uploaded_at)
-    return found
+        ids = [c["image_id"] for c in chunk]
+        if Image.objects.filter(pk__in=ids).count() != len(ids):
+            missing |= set(ids) - set(Image.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    return missing
 
 
 def _int(value):
@@ -163,7 +162,7 @@ def grades_import_bulk(
     """
     batch_size = batch_size or settings.GRADING_IMPORT_BATCH_SIZE
     rows = list(rows)
-    entries, duplicates, images = _validate(
+    entries, duplicates = _validate(
         rows=rows,
         grader_type=grader_type,
         disease=disease,
@@ -188,7 +187,6 @@ def grades_import_bulk(
     for chunk in _chunks(entries, batch_size):
         _import_batch(
             chunk,
-            images=images,
             slots=slots,
             counts=counts,
             grader_type=grader_type,
@@ -214,13 +212,14 @@ def _lock_task_rows(image_ids: list[uuid.UUID]) -> None:
         )
 
 
-def _lacking_tasks(image_ids: list[uuid.UUID], disease, slots: set[str]) -> list[uuid.UUID]:
-    """The images missing a task in one of these slots for the disease (one query, returning only those)."""
+def _lacking_tasks(image_ids: list[uuid.UUID], disease, slots: set[str]) -> list[Image]:
+    """The images missing a task in one of these slots for the disease, with what task creation reads of them (one
+    query, returning only those)."""
     if not slots:
         return []
     have = Count("grading_tasks", filter=Q(grading_tasks__disease_id=disease.pk, grading_tasks__slot__in=slots))
     qs = Image.objects.filter(pk__in=image_ids).order_by().annotate(slots_present=have)
-    return list(qs.filter(slots_present__lt=len(slots)).values_list("pk", flat=True))
+    return list(qs.filter(slots_present__lt=len(slots)).only("id", "lab_unit_id", "uploaded_at"))
 
 
 def _insert_grades(rows: list[tuple]) -> None:
@@ -255,28 +254,23 @@ def _db(name: str, value):
 
 
 @transaction.atomic
-def _import_batch(
-    entries, *, images, slots, counts, grader_type, disease, scheme, grader, ai_model, import_job
-) -> None:
+def _import_batch(entries, *, slots, counts, grader_type, disease, scheme, grader, ai_model, import_job) -> None:
     now = timezone.now()
     image_ids = [e["image_id"] for e in entries]
 
-    def instances(ids):  # what task creation reads of an image
-        return [Image(pk=i, lab_unit_id=images[i][0], uploaded_at=images[i][1]) for i in ids]
-
     slot = SLOT_OF.get(grader_type)
-    lacking: list[uuid.UUID] = []
     if slot is None:
         # AI grades fill no slot and count in no consensus: the images' grading state cannot change, except for
-        # images whose tasks are created here (evaluated below). Only images missing a task go to task creation.
+        # images whose tasks are created here (evaluated below). The task rows are locked all the same.
         _lock_task_rows(image_ids)
-        lacking = _lacking_tasks(image_ids, disease, slots)
-        if lacking:
-            counts["tasks_created"] += grading_tasks_create_bulk(images=instances(lacking), disease=disease)["created"]
+    # Only images missing a task go to task creation (usually none: their upload queued them).
+    lacking = _lacking_tasks(image_ids, disease, slots)
+    if lacking:
+        counts["tasks_created"] += grading_tasks_create_bulk(images=lacking, disease=disease)["created"]
+    if slot is None:
         tasks = None
         slot_tasks = {}
     else:
-        counts["tasks_created"] += grading_tasks_create_bulk(images=instances(image_ids), disease=disease)["created"]
         tasks = state.lock_tasks(image_ids)
         slot_tasks = {t.image_id: t for t in tasks if t.disease_id == disease.pk and t.slot == slot}
 
@@ -397,4 +391,4 @@ def _import_batch(
     if slot is not None:
         state.evaluate(image_ids, tasks=tasks)
     elif lacking:
-        state.evaluate(lacking)
+        state.evaluate([image.pk for image in lacking])

@@ -84,17 +84,24 @@ def _clean_name(raw) -> str:
     return display_filename(raw) if str(raw or "").strip() else ""
 
 
-def _candidates(grade_import: GradeImport) -> dict[str, list[tuple]]:
-    """Pre-graded images of the import's hospital, lab unit and disease by case-folded name (one streamed query)."""
-    out: dict[str, list[tuple]] = defaultdict(list)
-    qs = Image.objects.filter(
-        is_pregraded=True,
-        hospital_id=grade_import.hospital_id,
-        lab_unit_id=grade_import.lab_unit_id,
-        disease_id=grade_import.disease_id,
-    ).values_list("id", "original_name", "uploaded_at")
-    for image_id, name, uploaded_at in qs.iterator(chunk_size=5000):
-        out[name.casefold()].append((uploaded_at, image_id))
+def _candidates(grade_import: GradeImport) -> dict[str, tuple[int, object]]:
+    """Pre-graded images of the import's hospital, lab unit and disease by case-folded name: ``(how many share the
+    name, id of the most recent upload)`` (one streamed query, oldest first so the most recent one stays)."""
+    out: dict[str, tuple[int, object]] = {}
+    qs = (
+        Image.objects.filter(
+            is_pregraded=True,
+            hospital_id=grade_import.hospital_id,
+            lab_unit_id=grade_import.lab_unit_id,
+            disease_id=grade_import.disease_id,
+        )
+        .order_by("uploaded_at", "id")
+        .values_list("original_name", "id")
+    )
+    for name, image_id in qs.iterator(chunk_size=5000):
+        key = name.casefold()
+        seen = out.get(key)
+        out[key] = (seen[0] + 1 if seen else 1, image_id)
     return out
 
 
@@ -154,14 +161,14 @@ def plan_rows(grade_import: GradeImport, rows: list[list]) -> tuple[list[dict], 
             )
             continue
         seen[folded] = row_number
-        matches = candidates.get(folded)
-        if not matches:
+        found = candidates.get(folded)
+        if not found:
             unmatched.append((len(failures), {"row": row_number, "image_name": name}))
             fail(row_number, name, NOT_FOUND)
             continue
-        if len(matches) > 1:
-            several.append({"row": row_number, "image_name": name, "matches": len(matches)})
-        image_id = matches[0][1] if len(matches) == 1 else max(matches)[1]  # the most recent upload
+        matches, image_id = found  # the most recent upload
+        if matches > 1:
+            several.append({"row": row_number, "image_name": name, "matches": matches})
         if value.strip() in ("", "-", "–", "—"):
             option_id = None
         else:
