@@ -45,7 +45,30 @@
       const err = document.createElement("span");
       err.className = "small text-danger item-error";
       err.textContent = item.error || "";
-      li.append(badge(item.status), name, err);
+      const result = document.createElement("span");
+      result.className = "small text-body-secondary item-result";
+      const summary = item.result && item.result.summary;
+      if (summary) result.append(summary);
+      const skipped = (item.result && item.result.skipped) || [];
+      if (skipped.length) {
+        // Entries an archive skipped, each with its reason (text only: names come from user files).
+        const details = document.createElement("details");
+        const head = document.createElement("summary");
+        head.textContent = skipped.length + (skipped.length === 1 ? " entry" : " entries") + " skipped";
+        const ul = document.createElement("ul");
+        ul.className = "mb-0";
+        skipped.forEach((s) => {
+          const entry = document.createElement("li");
+          const entryName = document.createElement("span");
+          entryName.className = "file-name";
+          entryName.textContent = s.name;
+          entry.append(entryName, ": " + s.reason);
+          ul.append(entry);
+        });
+        details.append(head, ul);
+        result.append(details);
+      }
+      li.append(badge(item.status), name, err, result);
       list.append(li);
     });
     if (doc.status === "done" || doc.status === "error") {

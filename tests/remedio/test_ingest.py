@@ -138,6 +138,8 @@ def test_archive_becomes_encounters_awaiting_verification(upload, zip_uploader, 
     assert result["summary"] in page
     assert "notes.txt" in page and "Not a fundus photograph (JPG/PNG) or report (PDF)" in page
     assert "Not inside a patient folder" in page
+    processing = client.get(f"/direct/upload/processing/{status['job_id']}").content.decode()
+    assert result["summary"] in processing and "Not inside a patient folder" in processing
     assert f"{first.patient.pseudonym}_01-02-2024_10.02.16.099_AM.zip" in page  # the archive's name, by pseudonym
     assert NAME not in page and PATIENT_ID not in page
 
@@ -153,6 +155,7 @@ def test_the_processing_page_and_status_show_the_item(upload, zip_uploader, one_
     pseudonym = status["items"][0]["result"]["encounters"][0]["pseudonym"]
     assert status["items"][0]["filename"] == f"{pseudonym}_01-02-2024_10.02.16.099_AM.zip"
     assert page.status_code == 200 and status["items"][0]["filename"] in page.content.decode()
+    assert status["items"][0]["result"]["summary"] in page.content.decode()  # what the archive gave, as it lands
     document = client.get(f"/api/upload-jobs/{status['job_id']}/status").json()
     assert document["items"][0]["result"]["encounters_created"] == 1
     assert document["items"][0]["result"]["skipped"] == []
