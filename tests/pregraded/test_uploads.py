@@ -122,6 +122,8 @@ def test_upload_page_form_creates_pregraded_images_and_lists_them_with_the_badge
     assert response.status_code == 302 and "/processing" in response["Location"]
     image = Image.objects.get()
     assert image.is_pregraded and image.dataset_label == "batch 7"
+    results = client.get(response["Location"].replace("/processing/", "/results/")).content.decode()
+    assert "page.jpg" in results and '<span class="badge badge-pregraded">Pre-graded</span>' in results
     assert PregradedVerification.objects.filter(image=image).exists()
     regular = Image.objects.create(
         **{
