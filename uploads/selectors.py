@@ -119,12 +119,17 @@ def image_kpis(user, choices) -> dict:
     diseases and areas. One grouped query; names come from ``choices`` (already loaded for the filters)."""
     from django.db.models import Count
 
-    # COUNT(*), not COUNT(id): the grouped columns and the scope are all in the image_scope_facets index, so
-    # PostgreSQL never reads the table itself.
-    rows = images_visible_to(user).order_by().values_list("camera_id", "disease_id", "area_id").annotate(n=Count("*"))
+    # Grouped by lab unit first and counted with COUNT(*), not COUNT(id): exactly the image_scope_kpis index in its
+    # order, so PostgreSQL aggregates while it reads that index and never touches the table.
+    rows = (
+        images_visible_to(user)
+        .order_by()
+        .values_list("lab_unit_id", "camera_id", "disease_id", "area_id")
+        .annotate(n=Count("*"))
+    )
     total = 0
     tallies: dict[str, dict] = {"camera": {}, "disease": {}, "area": {}}
-    for camera_id, disease_id, area_id, n in rows:
+    for _lab_unit_id, camera_id, disease_id, area_id, n in rows:
         total += n
         for key, value in (("camera", camera_id), ("disease", disease_id), ("area", area_id)):
             tallies[key][value] = tallies[key].get(value, 0) + n
