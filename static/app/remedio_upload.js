@@ -1,5 +1,5 @@
-// ZIP upload form: hospital pills filter lab units; archives are checked before sending (ZIP by content, size, count);
-// refused files are marked with their reason and reported with the upload so the job accounts for every file chosen.
+// ZIP upload form: archives are checked before sending (ZIP by content, size, count); the shared behaviour is in
+// upload_form.js.
 (function () {
   "use strict";
   const form = document.getElementById("zip-form");
@@ -7,35 +7,6 @@
   const maxBytes = Number(form.dataset.maxBytes);
   const maxSize = form.dataset.maxSize;
   const maxFiles = Number(form.dataset.maxFiles);
-  const input = document.getElementById("files");
-  const list = document.getElementById("file-list");
-  const summary = document.getElementById("file-summary");
-  const errorBox = document.getElementById("form-error");
-  const labUnit = document.getElementById("lab_unit");
-  const entries = []; // {file, key, reason, limit}
-
-  function filterLabUnits() {
-    const checked = form.querySelector("input[name=hospital]:checked");
-    const hospital = checked ? checked.value : null;
-    let visible = 0;
-    for (const option of labUnit.options) {
-      if (!option.value) continue;
-      const show = hospital !== null && option.dataset.hospital === hospital;
-      option.hidden = !show;
-      option.disabled = !show;
-      if (show) visible += 1;
-      if (!show && option.selected) labUnit.value = "";
-    }
-    if (visible === 1) {
-      for (const option of labUnit.options) if (option.value && !option.hidden) labUnit.value = option.value;
-    }
-  }
-  form.querySelectorAll("input[name=hospital]").forEach((el) => el.addEventListener("change", filterLabUnits));
-  filterLabUnits();
-
-  function human(bytes) {
-    return bytes >= 1048576 ? (bytes / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(bytes / 1024)) + " KB";
-  }
 
   // ZIP by content: a local file header (PK\x03\x04) or the end record of an empty archive (PK\x05\x06).
   function isZip(file) {
@@ -50,117 +21,15 @@
     });
   }
 
-  async function addFiles(files) {
-    for (const file of files) {
-      const key = [file.name, file.size, file.lastModified].join("|");
-      if (entries.some((e) => e.key === key)) continue;
-      const entry = { file, key, reason: null, limit: false };
-      entries.push(entry);
-      if (file.size > maxBytes) entry.reason = "File too large (max " + maxSize + ")";
-      else if (!(await isZip(file))) entry.reason = "Invalid file type: " + (file.type || "unknown") + ". Only ZIP archives (.zip) are allowed.";
-    }
-    applyLimits();
-    render();
-  }
-
-  function applyLimits() {
-    let accepted = 0;
-    for (const entry of entries) {
-      if (entry.reason && !entry.limit) continue;
-      entry.reason = null;
-      entry.limit = false;
-      if (accepted >= maxFiles) { entry.reason = "Too many files in one upload (max " + maxFiles + " per upload)"; entry.limit = true; }
-      else accepted += 1;
-    }
-  }
-
-  function render() {
-    list.replaceChildren();
-    entries.forEach((entry, index) => {
-      const li = document.createElement("li");
-      li.className = "list-group-item d-flex align-items-center gap-2 file-row" + (entry.reason ? " refused" : "");
-      li.dataset.filename = entry.file.name;
-      li.dataset.state = entry.reason ? "refused" : "ready";
-      if (entry.reason) li.title = entry.reason;
-      const badge = document.createElement("span");
-      badge.className = "badge status-badge " + (entry.reason ? "text-bg-danger" : "text-bg-secondary");
-      badge.textContent = entry.reason ? "Refused" : "Ready";
-      const name = document.createElement("span");
-      name.className = "file-name flex-grow-1";
-      name.textContent = entry.file.name;
-      const detail = document.createElement("span");
-      detail.className = "small " + (entry.reason ? "text-danger reason" : "text-body-secondary");
-      detail.textContent = entry.reason || human(entry.file.size);
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "btn btn-sm btn-link text-body-secondary";
-      remove.setAttribute("aria-label", "Remove " + entry.file.name);
-      remove.innerHTML = '<i class="bi bi-x-lg"></i>';
-      remove.addEventListener("click", () => { entries.splice(index, 1); applyLimits(); render(); });
-      li.append(badge, name, detail, remove);
-      list.append(li);
-    });
-    const ok = entries.filter((e) => !e.reason).length;
-    const bad = entries.length - ok;
-    summary.textContent = entries.length ? ok + " archive(s) ready" + (bad ? ", " + bad + " refused (hover for the reason)" : "") : "";
-  }
-
-  input.addEventListener("change", () => { addFiles(Array.from(input.files)); input.value = ""; });
-  document.getElementById("clear-files").addEventListener("click", () => { entries.length = 0; render(); });
-  ["dragenter", "dragover"].forEach((type) => document.addEventListener(type, (ev) => {
-    ev.preventDefault(); document.body.classList.add("dragover");
-  }));
-  ["dragleave", "dragend"].forEach((type) => document.addEventListener(type, (ev) => {
-    if (ev.target === document.documentElement || ev.clientX === 0) document.body.classList.remove("dragover");
-  }));
-  document.addEventListener("drop", (ev) => {
-    ev.preventDefault();
-    document.body.classList.remove("dragover");
-    if (ev.dataTransfer && ev.dataTransfer.files.length) addFiles(Array.from(ev.dataTransfer.files));
-  });
-  const dropzone = document.getElementById("dropzone");
-  dropzone.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); input.click(); } });
-
-  function showError(message) {
-    errorBox.textContent = message;
-    errorBox.classList.remove("d-none");
-    errorBox.scrollIntoView({ behavior: "smooth", block: "center" });
-  }
-
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    errorBox.classList.add("d-none");
-    const hospital = form.querySelector("input[name=hospital]:checked");
-    if (!hospital || !form.elements.lab_unit.value || !form.elements.camera.value) { showError("All fields are required"); return; }
-    if (!entries.length) { showError("No selected file"); return; }
-    const data = new FormData();
-    for (const [key, value] of new FormData(form).entries()) if (key !== "files") data.append(key, value);
-    data.set("client_rejected", JSON.stringify(entries.filter((e) => e.reason).map((e) => ({ filename: e.file.name, reason: e.reason }))));
-    entries.filter((e) => !e.reason).forEach((e) => data.append("files", e.file, e.file.name));
-    const button = document.getElementById("submit-upload");
-    button.disabled = true;
-    const progress = document.getElementById("send-progress");
-    const bar = progress.querySelector(".progress-bar");
-    progress.classList.remove("d-none");
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action || window.location.href);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.addEventListener("progress", (e) => {
-      if (e.lengthComputable) { const pct = Math.round((100 * e.loaded) / e.total); bar.style.width = pct + "%"; bar.textContent = pct + "%"; }
-    });
-    xhr.onload = () => {
-      let body = {};
-      try { body = JSON.parse(xhr.responseText); } catch (e) { body = {}; }
-      if (xhr.status === 202 && body.processing_url) { window.location.assign(body.processing_url); return; }
-      button.disabled = false;
-      progress.classList.add("d-none");
-      showError(body.detail || "The upload failed (HTTP " + xhr.status + "). Nothing was stored; please try again.");
-    };
-    xhr.onerror = () => {
-      button.disabled = false;
-      progress.classList.add("d-none");
-      showError("The connection was lost while sending. Nothing was stored; please try again.");
-    };
-    xhr.send(data);
+  window.FGC.uploadForm({
+    form,
+    noun: "archive",
+    required: ["lab_unit", "camera"],
+    async check(file) {
+      if (file.size > maxBytes) return "File too large (max " + maxSize + ")";
+      if (!(await isZip(file))) return "Invalid file type: " + (file.type || "unknown") + ". Only ZIP archives (.zip) are allowed.";
+      return null;
+    },
+    caps: () => [[maxFiles, "Too many files in one upload (max " + maxFiles + " per upload)"]],
   });
 })();
