@@ -444,20 +444,41 @@ def grades_for_images(pairs: list[tuple]) -> dict[tuple, dict]:
 
 
 def progress_queues(user) -> list[dict]:
-    """Per lab unit, disease and slot: pending, in progress (leased, lease running) and done (one query)."""
+    """Per lab unit, disease and slot: pending, in progress (leased, lease running) and done (three queries).
+
+    The counts are grouped on ids alone (names come from two small queries), so the scan of a large task
+    table aggregates integers rather than joined text."""
+    from accounts.models import LabUnit
+
     now = timezone.now()
     active_lease = Q(status=GradingTask.Status.LEASED, lease_expires_at__gt=now)
-    rows = (
+    rows = list(
         access.scope(GradingTask.objects.exclude(status=GradingTask.Status.CANCELLED), user)
-        .values("lab_unit_id", "lab_unit__name", "lab_unit__hospital__name", "disease__code", "slot")
+        .values("lab_unit_id", "disease_id", "slot")
         .annotate(
             pending=Count("id", filter=Q(status__in=GradingTask.OPEN) & ~active_lease),
             in_progress=Count("id", filter=active_lease),
             done=Count("id", filter=Q(status=GradingTask.Status.DONE)),
         )
-        .order_by("lab_unit__hospital__name", "lab_unit__name", "disease__code", "slot")
+        .order_by()
     )
-    return list(rows)
+    units = {
+        unit.pk: unit
+        for unit in LabUnit.objects.filter(pk__in={r["lab_unit_id"] for r in rows}).select_related("hospital")
+    }
+    diseases = {d.pk: d.code for d in Disease.objects.all()}
+    for row in rows:
+        unit = units[row["lab_unit_id"]]
+        row.update(
+            {
+                "lab_unit__name": unit.name,
+                "lab_unit__hospital__name": unit.hospital.name,
+                "disease__code": diseases[row["disease_id"]],
+            }
+        )
+    return sorted(
+        rows, key=lambda r: (r["lab_unit__hospital__name"], r["lab_unit__name"], r["disease__code"], r["slot"])
+    )
 
 
 def progress_graders(user) -> list[dict]:
