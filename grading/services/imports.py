@@ -26,6 +26,7 @@ ROLES_OF = {
     GraderType.RESIDENT2: (Role.OPHTHALMOLOGIST,),
 }
 MAX_ERRORS_SHOWN = 20
+AI_IMPORT_LOCK = 0x46474149  # advisory lock namespace of AI grade imports (the second key is the AI model's id)
 # The columns an imported grade is written with (``_insert_grades``); every other column keeps its model default.
 INSERT_FIELDS = (
     "image",
@@ -199,17 +200,13 @@ def grades_import_bulk(
     return counts
 
 
-def _lock_task_rows(image_ids: list[uuid.UUID]) -> None:
-    """Lock the images' task rows like ``state.lock_tasks`` does (every task of the images, in id order) without
-    loading them: an AI import needs the lock only so that two imports of the same model supersede one another in
-    turn. Databases without row locks (SQLite) serialise writers anyway."""
-    if connection.features.has_select_for_update:
-        list(
-            GradingTask.objects.select_for_update()
-            .filter(image_id__in=image_ids)
-            .order_by("id")
-            .values_list("id", flat=True)
-        )
+def _lock_ai_model(ai_model) -> None:
+    """Serialise imports of one AI model until the transaction ends, so that two of them supersede one another in turn
+    (PostgreSQL advisory lock: one statement, however many images; SQLite serialises writers anyway). AI grades fill
+    no task slot, so unlike human grades they need no lock on the images' tasks."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [AI_IMPORT_LOCK, ai_model.pk])
 
 
 def _lacking_tasks(image_ids: list[uuid.UUID], disease, slots: set[str]) -> list[Image]:
@@ -235,7 +232,7 @@ def _insert_grades(rows: list[tuple]) -> None:
         if connection.vendor == "postgresql":
             sql = f"COPY {table} ({columns}) FROM STDIN"
             started = time.monotonic()
-            with cursor.cursor.copy(sql) as copy:
+            with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:  # Django's exception types
                 for row in rows:
                     copy.write_row(row)
             if connection.queries_logged:  # counted like any other statement (query-count tests, debug toolbar)
@@ -261,8 +258,8 @@ def _import_batch(entries, *, slots, counts, grader_type, disease, scheme, grade
     slot = SLOT_OF.get(grader_type)
     if slot is None:
         # AI grades fill no slot and count in no consensus: the images' grading state cannot change, except for
-        # images whose tasks are created here (evaluated below). The task rows are locked all the same.
-        _lock_task_rows(image_ids)
+        # images whose tasks are created here (evaluated below, which locks their tasks).
+        _lock_ai_model(ai_model)
     # Only images missing a task go to task creation (usually none: their upload queued them).
     lacking = _lacking_tasks(image_ids, disease, slots)
     if lacking:
