@@ -293,7 +293,9 @@ def _import_batch(entries, *, slots, counts, grader_type, disease, scheme, grade
             ("is_current", True),
         )
     }
-    image_field = Grade._meta.get_field("image")
+    # What UUIDField.get_db_prep_value writes (the value itself, or its hex digits without a native UUID type),
+    # without Django's per-value layers.
+    native_uuid = connection.features.has_native_uuid_field
     rows: list[tuple] = []
     filled: list[GradingTask] = []
     graded: list[tuple[uuid.UUID, int]] = []  # (image_id, option_id) of the grades with an option
@@ -317,7 +319,7 @@ def _import_batch(entries, *, slots, counts, grader_type, disease, scheme, grade
             graded.append((entry["image_id"], option_id))
         rows.append(
             (
-                image_field.get_db_prep_save(entry["image_id"], connection),
+                entry["image_id"] if native_uuid else entry["image_id"].hex,
                 fixed["disease"],
                 fixed["scheme"],
                 option_id,
