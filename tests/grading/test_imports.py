@@ -282,3 +282,12 @@ def test_reference_service_supersedes_and_keeps_history(queued_image, icdr, dr, 
     glaucoma = Disease.objects.get(code="GLAUCOMA")
     with pytest.raises(ServiceError, match="not a scheme for Glaucoma"):
         services.consensus_record_reference(image=image, disease=glaucoma, option=selectors.option_match(icdr, "1"))
+
+
+def test_imported_grades_are_written_with_every_column_of_the_model():
+    """The bulk write names its columns; a column added to Grade must be added there too (with the value Django
+    would write), or imported grades would miss it."""
+    from grading.services import imports
+
+    columns = {f.name for f in Grade._meta.concrete_fields if not f.primary_key}
+    assert set(imports.INSERT_FIELDS) == columns
