@@ -92,16 +92,18 @@ def unstage_files(grade_import: GradeImport) -> None:
 
 
 def _distinct_values(parsed: spreadsheets.ParsedSheet, scheme) -> tuple[list[dict], int]:
+    # A file holds a few distinct values: each text is normalised once (in the order the file first shows them).
+    per_text = Counter(row.value for row in parsed.rows)
     counts: Counter[str] = Counter()
     shown: dict[str, str] = {}
     blanks = 0
-    for row in parsed.rows:
-        if grading_selectors.is_blank_value(row.value):
-            blanks += 1
+    for text, count in per_text.items():
+        if grading_selectors.is_blank_value(text):
+            blanks += count
             continue
-        key = value_key(row.value)
-        counts[key] += 1
-        shown.setdefault(key, row.value)
+        key = value_key(text)
+        counts[key] += count
+        shown.setdefault(key, text)
     values = []
     for key, count in counts.most_common():
         option = grading_selectors.option_match(scheme, shown[key])
