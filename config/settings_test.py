@@ -5,11 +5,15 @@ import os
 import tempfile
 
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="fgc-test-"))
+# Parallel runs (pytest -n): each test process gets its own folder (a worker process it starts inherits it).
+_xdist = os.environ.get("PYTEST_XDIST_WORKER")
+if _xdist and os.path.basename(os.environ["DATA_DIR"].rstrip("/")) != _xdist:
+    os.environ["DATA_DIR"] = os.path.join(os.environ["DATA_DIR"], _xdist)
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("PATIENT_PSEUDONYM_KEY", "test-only-pseudonym-key")
 os.environ.setdefault("PATIENT_ENCRYPTION_KEY", "QgVNMLQtmhjKj6Bv3Qi2WjhT__GLapI502kPLvc-bBs=")
 
-from config.settings import *  # noqa: F403 - the test settings extend the real ones
+from config.settings import *  # noqa: E402, F403 - extends the real settings once the environment above is set
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -45,13 +45,38 @@ def is_postgres() -> bool:
 
 @pytest.fixture(autouse=True)
 def reference_data(request):
-    """Diseases and areas come from a data migration, but transactional tests flush them: put them back."""
+    """Diseases, areas and the seeded grade schemes come from data migrations, but transactional tests flush them:
+    put them back."""
     if {"db", "transactional_db", "live_server"} & set(request.fixturenames):
         from accounts.services import reference_data_ensure
+        from grading.services import schemes_ensure
 
         transactional = {"transactional_db", "live_server"} & set(request.fixturenames)
         request.getfixturevalue("transactional_db" if transactional else "db")
         reference_data_ensure()
+        schemes_ensure()
+
+
+@pytest.fixture
+def icdr(db):
+    from grading.models import GradeScheme
+
+    return GradeScheme.objects.prefetch_related("options").get(code="icdr")
+
+
+@pytest.fixture
+def data_manager(make_user, lab_unit):
+    return make_user(Role.DATA_MANAGER, lab_units=[lab_unit])
+
+
+@pytest.fixture
+def resident(make_user, lab_unit):
+    return make_user(Role.RESIDENT, lab_units=[lab_unit])
+
+
+@pytest.fixture
+def ophthalmologist(make_user, lab_unit):
+    return make_user(Role.OPHTHALMOLOGIST, lab_units=[lab_unit])
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.core.files.storage import storages
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from accounts.models import Area, Disease, Role
+from accounts.models import Area, Disease
 from tests.images import jpeg_bytes
 from uploads import hooks, panels
 from uploads.models import Image
@@ -59,16 +59,6 @@ def store_image(*, lab_unit, uploaded_by, name=None, width=96, height=64, files=
 @pytest.fixture
 def make_image(db):
     return store_image
-
-
-@pytest.fixture
-def data_manager(make_user, lab_unit):
-    return make_user(Role.DATA_MANAGER, lab_units=[lab_unit])
-
-
-@pytest.fixture
-def resident(make_user, lab_unit):
-    return make_user(Role.RESIDENT, lab_units=[lab_unit])
 
 
 @pytest.fixture(autouse=True)

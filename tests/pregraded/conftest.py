@@ -5,37 +5,7 @@ import pytest
 import xlsxwriter
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from accounts.models import Role
-from grading import services as grading_services
-from grading.models import GradeScheme
 from tests.grading.factories import ImageFactory
-
-
-@pytest.fixture(autouse=True)
-def grade_schemes(request):
-    """The seeded schemes come from a data migration; transactional tests flush them, so put them back."""
-    if {"db", "transactional_db", "live_server"} & set(request.fixturenames):
-        grading_services.schemes_ensure()
-
-
-@pytest.fixture
-def icdr(db):
-    return GradeScheme.objects.prefetch_related("options").get(code="icdr")
-
-
-@pytest.fixture
-def data_manager(make_user, lab_unit):
-    return make_user(Role.DATA_MANAGER, lab_units=[lab_unit])
-
-
-@pytest.fixture
-def resident(make_user, lab_unit):
-    return make_user(Role.RESIDENT, lab_units=[lab_unit])
-
-
-@pytest.fixture
-def ophthalmologist(make_user, lab_unit):
-    return make_user(Role.OPHTHALMOLOGIST, lab_units=[lab_unit])
 
 
 @pytest.fixture

@@ -6,17 +6,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Area, Role
-from grading import services
-from grading.models import AIModel, Consensus, ConsensusMethod, Grade, GradeScheme
+from grading.models import AIModel, Consensus, ConsensusMethod, Grade
 from grading.quality import units
 from tests.grading.factories import ImageFactory
-
-
-@pytest.fixture(autouse=True)
-def grade_schemes(request):
-    """The seeded schemes come from a data migration; transactional tests flush them, so put them back."""
-    if {"db", "transactional_db", "live_server"} & set(request.fixturenames):
-        services.schemes_ensure()
 
 
 @pytest.fixture(autouse=True)
@@ -26,11 +18,6 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def icdr(db):
-    return GradeScheme.objects.prefetch_related("options").get(code="icdr")
 
 
 @pytest.fixture

@@ -10,15 +10,6 @@ from tests.remedio import export
 
 
 @pytest.fixture(autouse=True)
-def grade_schemes(request):
-    """Grade schemes come from a data migration that transactional tests flush: put them back."""
-    if {"db", "transactional_db", "live_server"} & set(request.fixturenames):
-        from grading.services import schemes_ensure
-
-        schemes_ensure()
-
-
-@pytest.fixture(autouse=True)
 def empty_staging():
     """Start from an empty staging area: tests of other areas may leave staged files of jobs they never ran, and these
     tests assert that a refused archive leaves nothing staged behind."""
@@ -27,18 +18,8 @@ def empty_staging():
 
 
 @pytest.fixture
-def data_manager(make_user, lab_unit):
-    return make_user(Role.DATA_MANAGER, lab_units=[lab_unit])
-
-
-@pytest.fixture
 def zip_uploader(make_user, lab_unit):
     return make_user(Role.UPLOADER, lab_units=[lab_unit])
-
-
-@pytest.fixture
-def resident(make_user, lab_unit):
-    return make_user(Role.RESIDENT, lab_units=[lab_unit])
 
 
 @pytest.fixture
