@@ -210,9 +210,13 @@ def _lock_ai_model(ai_model) -> None:
 
 
 def _lacking_tasks(image_ids: list[uuid.UUID], disease, slots: set[str]) -> list[Image]:
-    """The images missing a task in one of these slots for the disease, with what task creation reads of them (one
-    query, returning only those)."""
+    """The images missing a task in one of these slots for the disease, with what task creation reads of them. One
+    count when none is missing (the usual case: an image's upload queued it; a slot has one task per image), a
+    second query returning only the images that miss one otherwise."""
     if not slots:
+        return []
+    present = GradingTask.objects.filter(image_id__in=image_ids, disease_id=disease.pk, slot__in=slots).count()
+    if present == len(image_ids) * len(slots):
         return []
     have = Count("grading_tasks", filter=Q(grading_tasks__disease_id=disease.pk, grading_tasks__slot__in=slots))
     qs = Image.objects.filter(pk__in=image_ids).order_by().annotate(slots_present=have)
