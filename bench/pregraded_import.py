@@ -109,7 +109,8 @@ def run(quick: bool) -> list[Figure]:
         grading = result["grading_service_seconds"]
         note = (
             f"{rows:,} rows, {result['imported']:,} grades written; request {result['request_seconds']:.2f}s "
-            f"+ job {job:.2f}s, of which {grading:.2f}s in grading.services.grades_import_bulk"
+            f"+ job {job:.2f}s, of which {grading:.2f}s in grading.services.grades_import_bulk; machine load "
+            f"{result['load']:.1f} on {os.cpu_count()} cores"
         )
         figures.append(
             Figure(
@@ -295,6 +296,7 @@ def _child(rows: int, repeat: int, out: Path) -> None:
                 "job_seconds": statistics.median(jobs),
                 "grading_service_seconds": statistics.median(grading),
                 "imported": imported,
+                "load": os.getloadavg()[0],
             }
         )
     )
