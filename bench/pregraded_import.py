@@ -176,6 +176,7 @@ def _openpyxl_read(data: bytes) -> int:
 
 
 def _setup(rows: int):
+    from django.db import connection
     from django.utils import timezone
 
     from accounts.models import Disease, Hospital, LabUnit, Role
@@ -218,6 +219,9 @@ def _setup(rows: int):
     for start in range(0, len(images), 2000):
         grading_tasks_create_bulk(images=images[start : start + 2000])
     PregradedVerification.objects.bulk_create([PregradedVerification(image=image) for image in images], batch_size=2000)
+    # A live database has statistics for its tables (autovacuum analyses them); a freshly filled one does not yet.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     return user, hospital, unit, dr
 
 
