@@ -230,6 +230,11 @@ def _corrupt(exc: BaseException, entry: str | None = None) -> ArchiveRefused:
     return ArchiveRefused(MSG_CORRUPT.format(detail=detail))
 
 
+# What zipfile raises for a damaged container or entry (bad headers, cut-off or corrupt compressed data, an
+# unsupported compression method).
+DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError)
+
+
 def open_zip(path: Path) -> zipfile.ZipFile:
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
@@ -237,7 +242,7 @@ def open_zip(path: Path) -> zipfile.ZipFile:
         raise ArchiveRefused(MSG_NOT_ZIP.format(mime=sniff(head)))
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as exc:
+    except DAMAGED as exc:
         raise _corrupt(exc) from exc
 
 
@@ -347,7 +352,7 @@ def _stream(zf, info, target: Path, parts, limits: Limits, total_before: int, sh
     except ArchiveRefused:
         target.unlink(missing_ok=True)
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+    except (*DAMAGED, RuntimeError) as exc:
         # CRC mismatch, a cut-off entry, damaged compressed data, or a password needed after all.
         target.unlink(missing_ok=True)
         raise _corrupt(exc, shown(parts)) from exc
