@@ -19,21 +19,6 @@
       return el ? el.value : null;
     };
 
-    function filterLabUnits() {
-      const hospital = checkedValue("hospital");
-      let visible = 0;
-      for (const option of labUnit.options) {
-        if (!option.value) continue;
-        const show = hospital !== null && option.dataset.hospital === hospital;
-        option.hidden = !show;
-        option.disabled = !show;
-        if (show) visible += 1;
-        if (!show && option.selected) labUnit.value = "";
-      }
-      if (visible === 1) for (const option of labUnit.options) if (option.value && !option.hidden) labUnit.value = option.value;
-      filterGraders();
-    }
-
     function filterGraders() {
       const type = checkedValue("grader_type");
       const roles = ROLES[type] || [];
@@ -63,11 +48,10 @@
       aiFields.querySelectorAll(".new-model").forEach((el) => el.classList.toggle("d-none", !isNew));
     }
 
-    form.querySelectorAll("input[name=hospital]").forEach((el) => el.addEventListener("change", filterLabUnits));
     form.querySelectorAll("input[name=grader_type]").forEach((el) => el.addEventListener("change", showType));
     labUnit.addEventListener("change", filterGraders);
     aiModel.addEventListener("change", showNewModel);
-    filterLabUnits();
+    window.FGC.filterLabUnits(form, filterGraders);
     showType();
     showNewModel();
 

@@ -3,19 +3,13 @@
 // and in text) and reported with the upload, so the job accounts for every file chosen; the form is sent with a
 // progress bar and the browser goes to the job's processing page.
 window.FGC = window.FGC || {};
-window.FGC.uploadForm = function (options) {
-  "use strict";
-  // options: form, required (field names), check(file) -> Promise<reason|null>, caps() -> [[max, reason], ...],
-  // noun ("file" or "archive").
-  const form = options.form;
-  const input = document.getElementById("files");
-  const list = document.getElementById("file-list");
-  const summary = document.getElementById("file-summary");
-  const errorBox = document.getElementById("form-error");
-  const labUnit = document.getElementById("lab_unit");
-  const entries = []; // {file, key, reason, limit}
 
-  function filterLabUnits() {
+// Hospital pills filter the lab-unit select to the chosen hospital's units (a single unit left is selected);
+// onChange runs after each filtering (forms whose other fields depend on the lab unit).
+window.FGC.filterLabUnits = function (form, onChange) {
+  "use strict";
+  const labUnit = form.querySelector("#lab_unit");
+  function apply() {
     const checked = form.querySelector("input[name=hospital]:checked");
     const hospital = checked ? checked.value : null;
     let visible = 0;
@@ -30,9 +24,24 @@ window.FGC.uploadForm = function (options) {
     if (visible === 1) {
       for (const option of labUnit.options) if (option.value && !option.hidden) labUnit.value = option.value;
     }
+    if (onChange) onChange();
   }
-  form.querySelectorAll("input[name=hospital]").forEach((el) => el.addEventListener("change", filterLabUnits));
-  filterLabUnits();
+  form.querySelectorAll("input[name=hospital]").forEach((el) => el.addEventListener("change", apply));
+  apply();
+};
+
+window.FGC.uploadForm = function (options) {
+  "use strict";
+  // options: form, required (field names), check(file) -> Promise<reason|null>, caps() -> [[max, reason], ...],
+  // noun ("file" or "archive").
+  const form = options.form;
+  const input = document.getElementById("files");
+  const list = document.getElementById("file-list");
+  const summary = document.getElementById("file-summary");
+  const errorBox = document.getElementById("form-error");
+  const entries = []; // {file, key, reason, limit}
+
+  window.FGC.filterLabUnits(form);
 
   function human(bytes) {
     return bytes >= 1048576 ? (bytes / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(bytes / 1024)) + " KB";
