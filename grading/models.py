@@ -212,20 +212,29 @@ class Grade(models.Model):
     ``is_current=False``; ``supersedes`` links the new grade to the one it replaced.
     """
 
-    image = models.ForeignKey("uploads.Image", on_delete=models.CASCADE, related_name="grades")
-    disease = models.ForeignKey("accounts.Disease", on_delete=models.PROTECT, related_name="+")
-    scheme = models.ForeignKey(GradeScheme, on_delete=models.PROTECT, related_name="grades")
-    option = models.ForeignKey(GradeOption, on_delete=models.PROTECT, null=True, blank=True, related_name="grades")
+    # Single-column indexes only where a query needs one: grade_image_current serves the image (and its cascade),
+    # grade_grader_history the grader; disease, scheme and option are PROTECT targets that are never deleted while
+    # graded. Every index costs each grade written (an import writes 10,000 at once).
+    image = models.ForeignKey("uploads.Image", on_delete=models.CASCADE, related_name="grades", db_index=False)
+    disease = models.ForeignKey("accounts.Disease", on_delete=models.PROTECT, related_name="+", db_index=False)
+    scheme = models.ForeignKey(GradeScheme, on_delete=models.PROTECT, related_name="grades", db_index=False)
+    option = models.ForeignKey(
+        GradeOption, on_delete=models.PROTECT, null=True, blank=True, related_name="grades", db_index=False
+    )
     raw_value = models.CharField(max_length=200, blank=True, help_text="The value as given (imports: the cell).")
     grader_type = models.CharField(max_length=20, choices=GraderType.choices)
     grader = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="grades"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="grades", db_index=False
     )
     ai_model = models.ForeignKey(AIModel, on_delete=models.PROTECT, null=True, blank=True, related_name="grades")
-    task = models.ForeignKey(GradingTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="grades")
+    task = models.ForeignKey(
+        GradingTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="grades", db_index=False
+    )
     remarks = models.TextField(blank=True)
     probability = models.FloatField(null=True, blank=True, help_text="AI probability (0–1).")
-    import_job = models.ForeignKey("jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    import_job = models.ForeignKey(
+        "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
     seconds_spent = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     is_current = models.BooleanField(default=True)
@@ -255,6 +264,9 @@ class Grade(models.Model):
             models.Index(fields=["image", "disease", "is_current"], name="grade_image_current"),
             models.Index(fields=["grader", "-created_at"], name="grade_grader_history"),
             models.Index(fields=["grader_type", "is_current", "scheme"], name="grade_type_current"),
+            # Only grades that have one (graded in a queue; imported): the others need no entry.
+            models.Index(fields=["task"], name="grade_task", condition=Q(task__isnull=False)),
+            models.Index(fields=["import_job"], name="grade_import_job", condition=Q(import_job__isnull=False)),
         ]
 
     def __str__(self) -> str:

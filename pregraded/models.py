@@ -30,9 +30,6 @@ class PregradedVerification(models.Model):
     has_resident = models.BooleanField(default=False, help_text="A resident grade was imported.")
     has_resident2 = models.BooleanField(default=False, help_text="A resident2 (reference) grade was imported.")
     has_ai = models.BooleanField(default=False, help_text="At least one AI grade was imported.")
-    last_import = models.ForeignKey(
-        "pregraded.GradeImport", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
     verified_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

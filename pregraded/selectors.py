@@ -5,11 +5,11 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, Subquery
 
 from accounts import access
 from accounts.models import Role
-from grading.models import AIModel, GradeOption, GradeScheme
+from grading.models import AIModel, Grade, GradeOption, GradeScheme
 from grading.selectors import normalise_value
 from pregraded.models import GradeImport, PregradedVerification, ValueMapping
 
@@ -224,7 +224,17 @@ def scheme_options(scheme: GradeScheme) -> list[GradeOption]:
 
 
 def verification_for(image) -> PregradedVerification | None:
-    return PregradedVerification.objects.select_related("last_import", "verified_by").filter(image_id=image.pk).first()
+    return PregradedVerification.objects.select_related("verified_by").filter(image_id=image.pk).first()
+
+
+def last_import_for(image) -> GradeImport | None:
+    """The import whose job wrote the image's most recent imported grade (one query)."""
+    latest = (
+        Grade.objects.filter(image_id=image.pk, import_job__isnull=False)
+        .order_by("-created_at", "-id")
+        .values("import_job_id")[:1]
+    )
+    return GradeImport.objects.filter(job_id=Subquery(latest)).only("id", "original_name").first()
 
 
 def reference_ai_models(user) -> list[dict]:

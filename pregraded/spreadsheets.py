@@ -8,9 +8,9 @@ Rules:
   that reads as CSV. Legacy ``.xls`` (OLE2), OpenDocument, HTML saved as ``.xls`` and everything else are refused.
 - Columns are matched ignoring case, spaces, underscores and hyphens (``Image Name`` = ``image_name``). The header may
   be on any of the first ``HEADER_SEARCH_ROWS`` rows (titles above it are common).
-- Workbooks are read with openpyxl in read-only mode with the values Excel saved (``data_only``). A formula whose result
-  was never saved (files written by programs that do not calculate) would read as blank: such files are refused with
-  the cells named, instead of importing blanks.
+- Workbooks are streamed by ``pregraded.xlsx`` for the values the writing program saved. A formula whose result was
+  never saved (files written by programs that do not calculate) would read as blank: such files are refused with the
+  cells named, instead of importing blanks.
 - Numbers are grade values like any text: ``2`` and ``2.0`` are both "2".
 """
 
@@ -25,6 +25,8 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from pregraded import xlsx
 
 HEADER_SEARCH_ROWS = 20
 SNIFF_BYTES = 8192
@@ -258,47 +260,6 @@ def _xlsx_guard(fileobj) -> None:
         raise SheetError(MSG_TOO_BIG_UNCOMPRESSED.format(max_mb=MAX_UNCOMPRESSED_BYTES // (1024 * 1024)))
 
 
-_FORMULA_TAG = re.compile(rb"<(?:[A-Za-z0-9]+:)?f[\s>/]")
-
-
-def _has_formulas(fileobj) -> bool:
-    """Whether any worksheet of the workbook holds a formula (a byte scan, far cheaper than a second parse)."""
-    fileobj.seek(0)
-    try:
-        with zipfile.ZipFile(fileobj) as archive:
-            for info in archive.infolist():
-                if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
-                    continue
-                tail = b""
-                with archive.open(info) as member:
-                    while chunk := member.read(1 << 20):
-                        if _FORMULA_TAG.search(tail + chunk):
-                            return True
-                        tail = chunk[-16:]
-    finally:
-        fileobj.seek(0)
-    return False
-
-
-def _open_workbook(fileobj, *, data_only: bool):
-    from openpyxl import load_workbook
-
-    fileobj.seek(0)
-    try:
-        return load_workbook(fileobj, read_only=True, data_only=data_only)
-    except SheetError:
-        raise
-    except Exception as exc:  # openpyxl raises many types for damaged parts; the user needs one clear message
-        raise SheetError(MSG_CORRUPT_XLSX.format(detail=type(exc).__name__)) from None
-
-
-def _xlsx_rows(workbook, sheet_name: str) -> Iterator[tuple[int, tuple]]:
-    sheet = workbook[sheet_name]
-    # Some writers store a wrong sheet size ("A1"); reading without it returns every cell that is there.
-    sheet.reset_dimensions()
-    yield from enumerate(sheet.iter_rows(values_only=True), start=1)
-
-
 def _csv_text(fileobj) -> io.TextIOBase:
     fileobj.seek(0)
     raw = fileobj.read()
@@ -317,7 +278,15 @@ def _csv_text(fileobj) -> io.TextIOBase:
     raise SheetError(MSG_CSV_DECODE.format(detail=str(last)[:120]))
 
 
-def _csv_rows(fileobj) -> Iterator[tuple[int, tuple]]:
+def _xlsx_rows(book: xlsx.Workbook, sheet: xlsx.Sheet) -> Iterator[tuple[int, tuple, dict | None]]:
+    try:
+        for row in book.rows(sheet):
+            yield row.number, row.values, row.formulas
+    except xlsx.WorkbookError as exc:
+        raise SheetError(MSG_CORRUPT_XLSX.format(detail=str(exc))) from None
+
+
+def _csv_rows(fileobj) -> Iterator[tuple[int, tuple, None]]:
     text = _csv_text(fileobj)
     sample = text.read(64 * 1024)
     text.seek(0)
@@ -328,7 +297,7 @@ def _csv_rows(fileobj) -> Iterator[tuple[int, tuple]]:
     reader = csv.reader(text, dialect)
     try:
         for number, row in enumerate(reader, start=1):
-            yield number, tuple(row)
+            yield number, tuple(row), None
     except csv.Error as exc:
         raise SheetError(
             f"The CSV file is malformed near record {reader.line_num} ({exc}). Check quotes and separators."
@@ -347,14 +316,18 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def _find_header(rows: Iterator[tuple[int, tuple]]) -> tuple[int, tuple, list[tuple[int, tuple]]] | None:
-    """The header row (number, cells) within the first rows, and the rows read past it; None when there is none."""
+def _find_header(rows: Iterator[tuple]) -> tuple[int, tuple, list[tuple[int, tuple]]] | None:
+    """The header row (number, cells) within the first ``HEADER_SEARCH_ROWS`` rows, and the rows read past it
+    (``-1`` and the rows seen when there is none); None when the sheet holds no row at all. The rows after the
+    header stay in the iterator."""
     seen: list[tuple[int, tuple]] = []
-    for number, row in rows:
+    for number, row, _formulas in rows:
         seen.append((number, row))
-        if any(normalise_header(cell) == normalise_header(IMAGE_COLUMN) for cell in row):
+        if number <= HEADER_SEARCH_ROWS and any(
+            normalise_header(cell) == normalise_header(IMAGE_COLUMN) for cell in row
+        ):
             return number, row, []
-        if len(seen) >= HEADER_SEARCH_ROWS:
+        if number >= HEADER_SEARCH_ROWS:
             break
     return None if not seen else (-1, (), seen)
 
@@ -417,25 +390,6 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _formula_cells(fileobj, sheet_name: str, header_row: int, indexes: dict[str, int]) -> dict[tuple[int, int], str]:
-    """(row, column index) → formula text of formula cells in the columns we read (second, formula-text pass)."""
-    workbook = _open_workbook(fileobj, data_only=False)
-    try:
-        wanted = sorted(set(indexes.values()))
-        out = {}
-        for number, row in _xlsx_rows(workbook, sheet_name):
-            if number < header_row:
-                continue
-            for index in wanted:
-                value = _cell(row, index)
-                text = value if isinstance(value, str) else getattr(value, "text", None)
-                if isinstance(text, str) and text.startswith("="):
-                    out[(number, index)] = text
-        return out
-    finally:
-        workbook.close()
-
-
 def read_grade_sheet(fileobj, *, grader_type: str, max_rows: int) -> ParsedSheet:
     """Read a grade spreadsheet for one grader type. Raises SheetError (nothing is imported) when the file cannot be
     used as a whole; row-level problems (unknown image, bad probability, ...) are left to the import, which lists them.
@@ -446,33 +400,28 @@ def read_grade_sheet(fileobj, *, grader_type: str, max_rows: int) -> ParsedSheet
     grade_col = grade_column(grader_type)
     if fmt == "xlsx":
         _xlsx_guard(fileobj)
-        workbook = _open_workbook(fileobj, data_only=True)
         try:
-            return _read_xlsx(workbook, fileobj, grader_type, max_rows, grade_col)
-        finally:
-            workbook.close()
-    return _read_rows(_csv_rows(fileobj), "csv", "", grader_type, max_rows, grade_col, formula_check=None)
+            book = xlsx.Workbook(fileobj)
+        except xlsx.WorkbookError as exc:
+            raise SheetError(MSG_CORRUPT_XLSX.format(detail=str(exc))) from None
+        with book:
+            return _read_xlsx(book, grader_type, max_rows, grade_col)
+    rows = _csv_rows(fileobj)
+    return _read_rows(rows, _find_header(rows), "csv", "", grader_type, max_rows, grade_col)
 
 
-def _read_xlsx(workbook, fileobj, grader_type: str, max_rows: int, grade_col: str) -> ParsedSheet:
+def _read_xlsx(book: xlsx.Workbook, grader_type: str, max_rows: int, grade_col: str) -> ParsedSheet:
     # The first sheet with an image_name header holds the grades (a template's other sheets explain values).
     first_nonempty = None
-    for name in workbook.sheetnames:
-        rows = _xlsx_rows(workbook, name)
+    for sheet in book.sheets:
+        rows = _xlsx_rows(book, sheet)
         found = _find_header(rows)
         if found is None:
             continue
-        number, _header, seen = found
-        if number > 0:
-            formula_check = None
-            if _has_formulas(fileobj):
-
-                def formula_check(header_row, indexes, _name=name):
-                    return _formula_cells(fileobj, _name, header_row, indexes)
-
-            return _read_rows(_xlsx_rows(workbook, name), "xlsx", name, grader_type, max_rows, grade_col, formula_check)
+        if found[0] > 0:
+            return _read_rows(rows, found, "xlsx", sheet.name, grader_type, max_rows, grade_col)
         if first_nonempty is None:
-            first_nonempty = next((row for _, row in seen if any(cell_text(c) for c in row)), None)
+            first_nonempty = next((row for _, row in found[2] if any(cell_text(c) for c in row)), None)
     if first_nonempty is None:
         raise SheetError(MSG_EMPTY.format(grade_column=grade_col))
     raise SheetError(
@@ -482,9 +431,8 @@ def _read_xlsx(workbook, fileobj, grader_type: str, max_rows: int, grade_col: st
     )
 
 
-def _read_rows(rows, fmt, sheet_name, grader_type, max_rows, grade_col, formula_check) -> ParsedSheet:
-    rows = iter(rows)
-    found = _find_header(rows)
+def _read_rows(rows, found, fmt, sheet_name, grader_type, max_rows, grade_col) -> ParsedSheet:
+    """The data rows below the header ``found`` (what ``_find_header`` returned for ``rows``)."""
     if found is None:
         raise SheetError(MSG_EMPTY.format(grade_column=grade_col))
     header_row, header, seen = found
@@ -502,8 +450,7 @@ def _read_rows(rows, fmt, sheet_name, grader_type, max_rows, grade_col, formula_
     i_grade = indexes[grade_col]
     i_remarks = indexes.get(remarks_column(grader_type))
     i_prob = indexes.get(PROBABILITY_COLUMN)
-    # Formula cells (with or without a saved result) in the columns read; only those that read as blank lost a value.
-    formulas = formula_check(header_row, indexes) if formula_check else {}
+    # Formula cells without a saved result in the columns read: they read as blank, so the file is refused.
     blank_formulas: list[str] = []
     parsed = ParsedSheet(
         format=fmt,
@@ -519,25 +466,17 @@ def _read_rows(rows, fmt, sheet_name, grader_type, max_rows, grade_col, formula_
         names[i_remarks] = remarks_column(grader_type)
     if i_prob is not None:
         names[i_prob] = PROBABILITY_COLUMN
-    for number, row in rows:
-        name_cell = _cell(row, i_name)
-        grade_cell = _cell(row, i_grade)
-        remarks_cell = _cell(row, i_remarks)
-        prob_cell = _cell(row, i_prob)
+    for number, row, formulas in rows:
         if formulas:
-            for index, value in (
-                (i_name, name_cell),
-                (i_grade, grade_cell),
-                (i_remarks, remarks_cell),
-                (i_prob, prob_cell),
-            ):
-                if index is not None and value is None and (number, index) in formulas:
-                    blank_formulas.append(
-                        f"{_column_letter(index)}{number} ({names[index]}: {formulas[(number, index)][:40]})"
-                    )
-        name = cell_text(name_cell)
-        value = cell_text(grade_cell)
-        remarks = cell_text(remarks_cell)
+            blank_formulas.extend(
+                f"{_column_letter(index)}{number} ({names[index]}: {formulas[index][:40]})"
+                for index in sorted(formulas)
+                if index in names
+            )
+        name = cell_text(_cell(row, i_name))
+        value = cell_text(_cell(row, i_grade))
+        remarks = cell_text(_cell(row, i_remarks))
+        prob_cell = _cell(row, i_prob)
         if not name and not value and not remarks and cell_text(prob_cell) == "":
             continue  # an empty line (trailing rows, spacing)
         if len(out) >= max_rows:

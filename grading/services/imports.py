@@ -8,12 +8,13 @@ import uuid
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts import access
 from accounts.models import Role
 from common.api import ServiceError
+from common.lookups import InArray
 from grading import selectors
 from grading.models import Consensus, ConsensusMethod, Grade, GraderType, GradingTask, Slot
 from grading.services import state
@@ -137,8 +138,9 @@ def _missing_images(entries: list[dict], batch_size: int) -> set[uuid.UUID]:
     missing: set[uuid.UUID] = set()
     for chunk in _chunks(entries, batch_size):
         ids = [c["image_id"] for c in chunk]
-        if Image.objects.filter(pk__in=ids).count() != len(ids):
-            missing |= set(ids) - set(Image.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        found = Image.objects.filter(InArray(F("id"), ids))
+        if found.count() != len(ids):
+            missing |= set(ids) - set(found.values_list("pk", flat=True))
     return missing
 
 
@@ -215,7 +217,9 @@ def _lacking_tasks(image_ids: list[uuid.UUID], disease, slots: set[str]) -> list
     second query returning only the images that miss one otherwise."""
     if not slots:
         return []
-    present = GradingTask.objects.filter(image_id__in=image_ids, disease_id=disease.pk, slot__in=slots).count()
+    present = GradingTask.objects.filter(
+        InArray(F("image_id"), image_ids), disease_id=disease.pk, slot__in=slots
+    ).count()
     if present == len(image_ids) * len(slots):
         return []
     have = Count("grading_tasks", filter=Q(grading_tasks__disease_id=disease.pk, grading_tasks__slot__in=slots))
@@ -279,7 +283,7 @@ def _import_batch(entries, *, slots, counts, grader_type, disease, scheme, grade
         slot_tasks = {t.image_id: t for t in tasks if t.disease_id == disease.pk and t.slot == slot}
 
     current = Grade.objects.filter(
-        image_id__in=image_ids, disease=disease, scheme=scheme, grader_type=grader_type, is_current=True
+        InArray(F("image_id"), image_ids), disease=disease, scheme=scheme, grader_type=grader_type, is_current=True
     )
     current = current.filter(ai_model=ai_model) if ai_model is not None else current.filter(ai_model__isnull=True)
     previous = {image_id: (pk, task_id) for pk, image_id, task_id in current.values_list("id", "image_id", "task_id")}

@@ -26,18 +26,18 @@ def verification_ensure(*, image) -> PregradedVerification | None:
 def verifications_mark_imported(*, grade_import, job) -> None:
     """Note on the records of the images this import's job graded that grades of its type arrived: three statements
     whatever the size of the import (records are created for pre-graded images without one, e.g. images stored
-    before this app). New grades reopen a verified image."""
+    before this app). New grades reopen a verified image. Records that already say so are left as they are (another
+    AI model's grades for the same images change nothing here, and rewriting 10,000 rows costs more than the grades).
+    """
     flag = FLAG_OF[grade_import.grader_type]
     graded = Grade.objects.filter(import_job=job).values("image_id")
-    PregradedVerification.objects.filter(image_id__in=graded).update(
-        status=Status.GRADES_IMPORTED, last_import=grade_import, updated_at=timezone.now(), **{flag: True}
-    )
+    PregradedVerification.objects.filter(image_id__in=graded).exclude(
+        status=Status.GRADES_IMPORTED, **{flag: True}
+    ).update(status=Status.GRADES_IMPORTED, updated_at=timezone.now(), **{flag: True})
     missing = Image.objects.filter(pk__in=graded, is_pregraded=True, pregraded_verification__isnull=True)
     PregradedVerification.objects.bulk_create(
         [
-            PregradedVerification(
-                image_id=image_id, status=Status.GRADES_IMPORTED, last_import=grade_import, **{flag: True}
-            )
+            PregradedVerification(image_id=image_id, status=Status.GRADES_IMPORTED, **{flag: True})
             for image_id in missing.values_list("pk", flat=True)
         ],
         ignore_conflicts=True,  # a record created meanwhile by the upload's receiver is just as good
