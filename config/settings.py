@@ -222,9 +222,10 @@ PATIENT_ENCRYPTION_KEY = env("PATIENT_ENCRYPTION_KEY")
 if not DEBUG and not (PATIENT_PSEUDONYM_KEY and PATIENT_ENCRYPTION_KEY):
     raise ImproperlyConfigured("PATIENT_PSEUDONYM_KEY and PATIENT_ENCRYPTION_KEY are required when DEBUG is off.")
 PATIENT_PSEUDONYM_KEY = PATIENT_PSEUDONYM_KEY or hashlib.sha256(f"patient-pseudonym:{SECRET_KEY}".encode()).hexdigest()
-PATIENT_ENCRYPTION_KEY = PATIENT_ENCRYPTION_KEY or base64.urlsafe_b64encode(
-    hashlib.sha256(f"patient-encryption:{SECRET_KEY}".encode()).digest()
-).decode()
+PATIENT_ENCRYPTION_KEY = (
+    PATIENT_ENCRYPTION_KEY
+    or base64.urlsafe_b64encode(hashlib.sha256(f"patient-encryption:{SECRET_KEY}".encode()).digest()).decode()
+)
 for _key in PATIENT_ENCRYPTION_KEY.split(","):
     try:
         _valid = len(base64.urlsafe_b64decode(_key.strip().encode())) == 32
@@ -249,8 +250,9 @@ REMEDIO_OCR_LANGUAGE = env("REMEDIO_OCR_LANGUAGE", "eng")
 # How long a grader holds a task taken from the queue before it returns to the queue (the grading page renews it
 # while the grader is active).
 GRADING_LEASE_SECONDS = env_int("GRADING_LEASE_SECONDS", 15 * 60)
-# Rows written per transaction by grade imports.
-GRADING_IMPORT_BATCH_SIZE = env_int("GRADING_IMPORT_BATCH_SIZE", 1000)
+# Grades written per batch by grade imports (a constant number of queries per batch; an import job writes all its
+# batches in one transaction).
+GRADING_IMPORT_BATCH_SIZE = env_int("GRADING_IMPORT_BATCH_SIZE", 5000)
 
 # --- Pre-graded uploads and grade import (pregraded app) ------------------------------------------------------------
 # Largest grade spreadsheet accepted, and the most data rows one import takes (larger files are refused whole).

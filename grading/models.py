@@ -215,9 +215,17 @@ class Grade(models.Model):
     # Single-column indexes only where a query needs one: grade_image_current serves the image (and its cascade),
     # grade_grader_history the grader; disease, scheme and option are PROTECT targets that are never deleted while
     # graded. Every index costs each grade written (an import writes 10,000 at once).
+    # Database foreign keys guard what differs from grade to grade (image, option, grader, task, the grade it
+    # supersedes). The context an import gives all its grades (disease, scheme, AI model, import job) is checked once
+    # by the service that writes them and kept by on_delete (PROTECT, SET_NULL) in the application: PostgreSQL would
+    # otherwise check and lock the same parent row again for every grade (a third of a 10,000-grade import's time).
     image = models.ForeignKey("uploads.Image", on_delete=models.CASCADE, related_name="grades", db_index=False)
-    disease = models.ForeignKey("accounts.Disease", on_delete=models.PROTECT, related_name="+", db_index=False)
-    scheme = models.ForeignKey(GradeScheme, on_delete=models.PROTECT, related_name="grades", db_index=False)
+    disease = models.ForeignKey(
+        "accounts.Disease", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    scheme = models.ForeignKey(
+        GradeScheme, on_delete=models.PROTECT, related_name="grades", db_index=False, db_constraint=False
+    )
     option = models.ForeignKey(
         GradeOption, on_delete=models.PROTECT, null=True, blank=True, related_name="grades", db_index=False
     )
@@ -226,14 +234,22 @@ class Grade(models.Model):
     grader = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="grades", db_index=False
     )
-    ai_model = models.ForeignKey(AIModel, on_delete=models.PROTECT, null=True, blank=True, related_name="grades")
+    ai_model = models.ForeignKey(
+        AIModel, on_delete=models.PROTECT, null=True, blank=True, related_name="grades", db_constraint=False
+    )
     task = models.ForeignKey(
         GradingTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="grades", db_index=False
     )
     remarks = models.TextField(blank=True)
     probability = models.FloatField(null=True, blank=True, help_text="AI probability (0–1).")
     import_job = models.ForeignKey(
-        "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+        "jobs.Job",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     seconds_spent = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -132,6 +132,8 @@ def describe_expected(grader_type: str) -> str:
 
 def cell_text(value) -> str:
     """A cell as text: numbers without a spurious ``.0`` (``2.0`` → ``"2"``), dates in ISO form, text stripped."""
+    if type(value) is str:  # nearly every cell
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):

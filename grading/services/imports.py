@@ -88,15 +88,17 @@ def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_siz
     cleaned: dict[str, dict] = {}
     duplicates = 0
     for position, row in enumerate(rows, start=1):
-        raw_id = str(row.get("image_id") or "").strip()
-        if not raw_id:
-            errors.append(f"Row {position}: no image.")
-            continue
-        try:
-            image_id = raw if isinstance(raw := row.get("image_id"), uuid.UUID) else uuid.UUID(raw_id)
-        except ValueError:
-            errors.append(f"Row {position}: {raw_id[:40]!r} is not an image id.")
-            continue
+        image_id = row.get("image_id")
+        if not isinstance(image_id, uuid.UUID):  # ids as text (API callers); the import job gives UUIDs
+            raw_id = str(image_id or "").strip()
+            if not raw_id:
+                errors.append(f"Row {position}: no image.")
+                continue
+            try:
+                image_id = uuid.UUID(raw_id)
+            except ValueError:
+                errors.append(f"Row {position}: {raw_id[:40]!r} is not an image id.")
+                continue
         option_id = row.get("option_id")
         option = None
         if option_id is not None:
@@ -107,14 +109,22 @@ def _validate(*, rows, grader_type, disease, scheme, grader, ai_model, batch_siz
             if option.retired:
                 errors.append(f"Row {position}: option {option.code!r} of {scheme.name} is retired.")
                 continue
-        probability = _probability(row.get("probability"), position, errors)
+        probability = row.get("probability")
+        if probability is not None and (type(probability) is not float or not 0 <= probability <= 1):
+            probability = _probability(probability, position, errors)  # text, or a number to check (NaN too)
+        raw_value = row.get("raw_value")
+        if type(raw_value) is not str:
+            raw_value = "" if raw_value is None else str(raw_value)
+        remarks = row.get("remarks")
+        if type(remarks) is not str:
+            remarks = str(remarks or "")
         if image_id in cleaned:
             duplicates += 1
         cleaned[image_id] = {
             "image_id": image_id,
             "option": option,
-            "raw_value": str(row.get("raw_value") if row.get("raw_value") is not None else "")[:200],
-            "remarks": str(row.get("remarks") or "")[:2000],
+            "raw_value": raw_value[:200],
+            "remarks": remarks[:2000],
             "probability": probability,
             "position": position,
         }
@@ -261,7 +271,10 @@ def _db(name: str, value):
     return Grade._meta.get_field(name).get_db_prep_save(value, connection)
 
 
-@transaction.atomic
+# Inside a caller's transaction (a grade import job writes all its batches in one), no savepoint per batch: a failed
+# batch fails the whole transaction anyway, and a savepoint makes PostgreSQL's checks of every foreign key of every
+# row written under it dearer at commit (each row lock is taken again for the subtransaction).
+@transaction.atomic(savepoint=False)
 def _import_batch(entries, *, slots, counts, grader_type, disease, scheme, grader, ai_model, import_job) -> None:
     now = timezone.now()
     image_ids = [e["image_id"] for e in entries]
