@@ -16,6 +16,7 @@ relationships, styles, shared strings) through ElementTree.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import posixpath
 import pyexpat
 import re
@@ -28,6 +29,9 @@ from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelt
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
 
 CHUNK = 1 << 16
+# Worksheets up to this size (uncompressed) are read whole and tried on the plain path first (``_plain_rows``); a
+# 50,000-row grade sheet is about 8 MB.
+PLAIN_MAX_BYTES = 64 * 1024 * 1024
 # Transitional (what every program writes) and Strict OOXML spell the same elements in different namespaces.
 MAIN_NAMESPACES = (
     "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
@@ -271,21 +275,18 @@ class Workbook:
             raise WorkbookError(f"the sheet {sheet.name!r} cannot be read ({exc})") from None
 
     def _rows(self, sheet: Sheet) -> Iterator[Row]:
-        reader = _SheetReader(self._shared_strings(), *self._date_styles(), self._epoch)
-        parser = pyexpat.ParserCreate()
-        parser.buffer_text = True
-        parser.StartDoctypeDeclHandler = _refuse_doctype
-        parser.StartElementHandler = reader.start
-        parser.EndElementHandler = reader.end
-        parser.CharacterDataHandler = reader.chars
+        context = (self._shared_strings(), *self._date_styles(), self._epoch)
         with self._member(sheet.part) as member:
-            while chunk := member.read(CHUNK):
-                parser.Parse(chunk, False)
-                if reader.rows:
-                    yield from reader.rows
-                    reader.rows = []
-            parser.Parse(b"", True)
-        yield from reader.rows
+            if self._size(sheet.part) > PLAIN_MAX_BYTES:
+                yield from _sheet_rows(member, *context)
+                return
+            data = member.read()
+        _check_xml(data)
+        rows = _plain_rows(data, *context)
+        yield from rows if rows is not None else _sheet_rows(io.BytesIO(data), *context)
+
+    def _size(self, path: str) -> int:
+        return self._zip.getinfo(self._names[path.lstrip("/").lower()]).file_size
 
     @staticmethod
     def _date(value, epoch, elapsed: bool):
@@ -306,123 +307,204 @@ def _refuse_doctype(*_args):
     raise WorkbookError("an XML part declares a document type")
 
 
-_LOCAL: dict[str, str] = {}
+def _check_xml(data: bytes) -> None:
+    """Refuse a part that is not well-formed XML or declares a document type (expat alone, no handlers: fast)."""
+    parser = pyexpat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.Parse(data, True)
 
 
-class _SheetReader:
-    """Expat handlers for a worksheet: cells become values row by row (``rows`` collects finished rows until the
-    caller takes them). Element names are compared without their prefix; only elements inside ``sheetData`` count,
-    so extension elements elsewhere in the sheet, whatever their namespace, are never read as cells."""
+# The form nearly every writer gives a cell (Excel, LibreOffice, openpyxl, xlsxwriter): a reference, then optionally
+# a style and a type, then nothing or a value without markup or entities. Formulas, inline strings, other attributes
+# or attribute orders, prefixes, comments or escaped text are not matched, and send the sheet to the general path.
+_PLAIN_CELL = re.compile(
+    r'<c r="([A-Z]{1,3})([0-9]{1,7})"(?: s="([0-9]{1,6})")?(?: t="(s|n|b|str|e|d)")?\s*(?:/>|>(?:<v>([^<&]*)</v>)?</c>)'
+)
+_ROW_MARKUP_ONLY = re.compile(r"(?:<row(?:\s[^<>]*)?/?>|</row>|\s+)*")
+_SHEET_DATA = re.compile(r"<sheetData\s*/>|<sheetData\s*>(.*)</sheetData\s*>", re.S)
 
-    def __init__(self, strings: list[str], dates: frozenset[int], elapsed: frozenset[int], epoch):
-        self.strings, self.dates, self.elapsed, self.epoch = strings, dates, elapsed, epoch
-        self.rows: list[Row] = []
-        self.in_data = False
-        self.number = 0
-        self.column = -1
-        self.cells: dict[int, object] = {}
-        self.formulas: dict[int, str] | None = None
-        self.shared_formulas: dict[str, str] = {}
-        self.kind = self.style = None
-        self.raw: str | None = None
-        self.formula: str | None = None
-        self.formula_attrs: dict = {}
-        self.inline: list[str] | None = None
-        self.phonetic = False
-        self.text: list[str] | None = None  # collecting the text of the element being read
 
-    def chars(self, data: str) -> None:
-        if self.text is not None:
-            self.text.append(data)
-
-    def start(self, name: str, attrs: dict) -> None:
-        local = _LOCAL.get(name)
-        if local is None:
-            local = _LOCAL.setdefault(name, name.rpartition(":")[2])
-        if not self.in_data:
-            if local == "sheetData":
-                self.in_data = True
-            return
-        if local == "c":
-            ref = attrs.get("r")
-            self.column = _column(ref) if ref else self.column + 1
-            self.kind = attrs.get("t") or "n"
-            self.style = attrs.get("s")
-            self.raw = self.formula = self.inline = None
-        elif local == "v":
-            self.text = []
-        elif local == "f":
-            self.text = []
-            self.formula_attrs = attrs
-        elif local == "row":
-            given = attrs.get("r")
-            self.number = int(given) if given else self.number + 1
-            self.column = -1
-            self.cells = {}
-            self.formulas = None
-        elif local == "is":
-            self.inline = []
-        elif local == "t" and self.inline is not None and not self.phonetic:
-            self.text = []
-        elif local == "rPh":
-            self.phonetic = True
-
-    def end(self, name: str) -> None:
-        if not self.in_data:
-            return
-        local = _LOCAL[name]
-        if local == "v":
-            self.raw = "".join(self.text)
-            self.text = None
-        elif local == "c":
-            self._cell()
-        elif local == "row":
-            cells, formulas = self.cells, self.formulas
-            if cells or formulas:
-                values = [None] * (max(cells) + 1 if cells else 0)
-                for index, value in cells.items():
-                    values[index] = value
-                self.rows.append(Row(self.number, tuple(values), formulas))
-        elif local == "f":
-            self.formula = "".join(self.text)
-            self.text = None
-        elif local == "t" and self.text is not None:
-            self.inline.append("".join(self.text))
-            self.text = None
-        elif local == "rPh":
-            self.phonetic = False
-        elif local == "sheetData":
-            self.in_data = False
-
-    def _cell(self) -> None:
-        kind, raw = self.kind, self.raw
-        if kind == "inlineStr":
-            value = "".join(self.inline) if self.inline is not None else None
-        elif not raw:
-            value = None
-        elif kind == "n":
+def _plain_rows(data: bytes, strings, dates, elapsed, epoch) -> list[Row] | None:
+    """The rows of a well-formed worksheet whose cells all have the plain form (``_PLAIN_CELL``), read with two
+    regular-expression passes instead of a handler call per element (several times faster); None when anything in
+    the sheet's data is not of that form (the caller then takes the general path). A cell's row is the one its
+    reference names (rows must come in order); rows without a value are left out, as on the general path."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    found = _SHEET_DATA.search(text)
+    if found is None:
+        return None
+    body = found.group(1) or ""
+    if not _ROW_MARKUP_ONLY.fullmatch(_PLAIN_CELL.sub("", body)):
+        return None
+    out: list[Row] = []
+    cells: dict[int, object] = {}
+    row_digits = ""
+    number = 0
+    for letters, digits, style, kind, raw in _PLAIN_CELL.findall(body):
+        if digits != row_digits:  # a new row (cells come row by row)
+            if cells:
+                out.append(_row(number, cells))
+                cells = {}
+            previous, number, row_digits = number, int(digits), digits
+            if number <= previous:
+                return None  # rows out of order: left to the general path
+        if not raw:
+            continue
+        if kind == "s":
+            value = strings[int(raw)]
+        elif not kind or kind == "n":
             value = _number(raw)
-            style = self.style
-            if style and self.dates and int(style) in self.dates:
-                value = Workbook._date(value, self.epoch, int(style) in self.elapsed)
-        elif kind == "s":
-            value = self.strings[int(raw)]
+            if style and dates and int(style) in dates:
+                value = Workbook._date(value, epoch, int(style) in elapsed)
         elif kind == "b":
             value = bool(int(raw))
         elif kind == "d":
             value = _iso_date(raw)
-        else:  # "str" (a formula's text result), "e" (an error such as #N/A)
+        else:  # "str", "e"
             value = raw
-        column = self.column
-        if value is not None:
-            self.cells[column] = value
-        if self.formula is not None:
-            text = self.formula
-            attrs = self.formula_attrs
-            index = attrs.get("si")
-            if attrs.get("t") == "shared" and index is not None:
-                text = self.shared_formulas.setdefault(index, text) if text else self.shared_formulas.get(index, "")
-            if value is None:
-                if self.formulas is None:
-                    self.formulas = {}
-                self.formulas[column] = "=" + text if text else "(shared formula)"
+        column = _LETTERS.get(letters)
+        cells[_column(letters) if column is None else column] = value
+    if cells:
+        out.append(_row(number, cells))
+    return out
+
+
+def _row(number: int, cells: dict[int, object]) -> Row:
+    values = [None] * (max(cells) + 1)
+    for index, value in cells.items():
+        values[index] = value
+    return Row(number, tuple(values), None)
+
+
+def _sheet_rows(member, strings: list[str], dates: frozenset[int], elapsed: frozenset[int], epoch) -> Iterator[Row]:
+    """The rows of a worksheet part, through expat handlers that keep only the current row.
+
+    Element names are compared without namespace processing, with the prefix the worksheet element uses (``x:c``
+    when it is ``x:worksheet``), and only inside ``sheetData``: extension elements elsewhere in the sheet, whatever
+    their namespace, are never read as cells. The handlers are closures over local state (the cost of a sheet is
+    the cost of its ~9 handler calls per cell)."""
+    finished: list[Row] = []
+    names: dict[str, str] = {}  # this part's element names → local names, for the names that matter
+    shared_formulas: dict[str, str] = {}
+    # The state of the row and cell being read.
+    in_data = phonetic = False
+    number = 0
+    column = -1
+    cells: dict[int, object] = {}
+    formulas: dict[int, str] | None = None
+    kind = style = raw = formula = None
+    formula_attrs: dict = {}
+    inline: list[str] | None = None
+    text: list[str] | None = None  # the text of the element being read, when it is one we read
+
+    def chars(data: str) -> None:
+        if text is not None:
+            text.append(data)
+
+    def start(name: str, attrs: dict) -> None:
+        nonlocal in_data, phonetic, number, column, cells, formulas, kind, style, raw, formula, inline, text
+        nonlocal formula_attrs
+        local = names.get(name)
+        if not in_data:
+            if not names:  # the root element: learn the prefix of the main namespace
+                prefix = name[: name.index(":") + 1] if ":" in name else ""
+                for item in ("sheetData", "row", "c", "v", "f", "is", "t", "rPh"):
+                    names[prefix + item] = item
+            elif local == "sheetData":
+                in_data = True
+            return
+        if local == "c":
+            ref = attrs.get("r")
+            column = _column(ref) if ref else column + 1
+            kind = attrs.get("t") or "n"
+            style = attrs.get("s")
+            raw = formula = inline = None
+        elif local == "v":
+            text = []
+        elif local == "row":
+            given = attrs.get("r")
+            number = int(given) if given else number + 1
+            column = -1
+            cells = {}
+            formulas = None
+        elif local == "f":
+            text = []
+            formula_attrs = attrs
+        elif local == "is":
+            inline = []
+        elif local == "t":
+            if inline is not None and not phonetic:
+                text = []
+        elif local == "rPh":
+            phonetic = True
+
+    def end(name: str) -> None:
+        nonlocal in_data, phonetic, raw, formula, formulas, text
+        if not in_data:
+            return
+        local = names.get(name)
+        if local == "v":
+            raw = "".join(text)
+            text = None
+        elif local == "c":
+            if kind == "inlineStr":
+                value = "".join(inline) if inline is not None else None
+            elif not raw:
+                value = None
+            elif kind == "n":
+                value = _number(raw)
+                if style and dates and int(style) in dates:
+                    value = Workbook._date(value, epoch, int(style) in elapsed)
+            elif kind == "s":
+                value = strings[int(raw)]
+            elif kind == "b":
+                value = bool(int(raw))
+            elif kind == "d":
+                value = _iso_date(raw)
+            else:  # "str" (a formula's text result), "e" (an error such as #N/A)
+                value = raw
+            if value is not None:
+                cells[column] = value
+            if formula is not None:
+                found = formula
+                index = formula_attrs.get("si")
+                if formula_attrs.get("t") == "shared" and index is not None:
+                    found = shared_formulas.setdefault(index, found) if found else shared_formulas.get(index, "")
+                if value is None:
+                    if formulas is None:
+                        formulas = {}
+                    formulas[column] = "=" + found if found else "(shared formula)"
+        elif local == "row":
+            if cells or formulas:
+                values = [None] * (max(cells) + 1 if cells else 0)
+                for index, value in cells.items():
+                    values[index] = value
+                finished.append(Row(number, tuple(values), formulas))
+        elif local == "f":
+            formula = "".join(text)
+            text = None
+        elif local == "t":
+            if text is not None:
+                inline.append("".join(text))
+                text = None
+        elif local == "rPh":
+            phonetic = False
+        elif local == "sheetData":
+            in_data = False
+
+    parser = pyexpat.ParserCreate()
+    parser.buffer_text = True
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    while chunk := member.read(CHUNK):
+        parser.Parse(chunk, False)
+        if finished:
+            yield from finished
+            finished.clear()
+    parser.Parse(b"", True)
+    yield from finished

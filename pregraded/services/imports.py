@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts import access
 from common.api import Conflict, Forbidden, ServiceError
+from common.gc import collection_paused
 from common.text import display_filename
 from grading import selectors as grading_selectors
 from grading.models import GradeOption
@@ -150,9 +151,10 @@ def grade_import_create(*, user, data, uploaded, client_ip: str | None = None, u
         grader = registry.grader_resolve(value=data.get("grader"), grader_type=grader_type, lab_unit=target.lab_unit)
     _check_file(uploaded)
     try:
-        parsed = spreadsheets.read_grade_sheet(
-            uploaded, grader_type=grader_type, max_rows=settings.PREGRADED_IMPORT_MAX_ROWS
-        )
+        with collection_paused():
+            parsed = spreadsheets.read_grade_sheet(
+                uploaded, grader_type=grader_type, max_rows=settings.PREGRADED_IMPORT_MAX_ROWS
+            )
     except spreadsheets.SheetError as exc:
         raise ServiceError(exc.message) from None
     values, blanks = _distinct_values(parsed, scheme)
@@ -170,7 +172,8 @@ def grade_import_create(*, user, data, uploaded, client_ip: str | None = None, u
     staged = rows_file = ""
     try:
         staged = upload_services.stage_file(uploaded)
-        rows_file = _stage_rows(parsed.rows)
+        with collection_paused():
+            rows_file = _stage_rows(parsed.rows)
         with transaction.atomic():
             grade_import = GradeImport.objects.create(
                 status=GradeImport.Status.NEEDS_MAPPING,

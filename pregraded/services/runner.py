@@ -20,6 +20,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from common.api import ServiceError
+from common.gc import collection_paused
 from common.text import MAX_DISPLAY_NAME, display_filename
 from grading import services as grading_services
 from jobs import services as job_services
@@ -262,6 +263,11 @@ def _result(grade_import: GradeImport) -> dict:
 
 def grade_import_run(*, item: JobItem) -> dict:
     """Write the grades of the import behind ``item`` (see the module docstring for the transaction rule)."""
+    with collection_paused():
+        return _run(item)
+
+
+def _run(item: JobItem) -> dict:
     import_id = item.job.params.get("import_id")
     grade_import = (
         GradeImport.objects.select_related("scheme", "disease", "lab_unit", "lab_unit__hospital", "grader", "ai_model")
