@@ -16,6 +16,7 @@ relationships, styles, shared strings) through ElementTree.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
 import posixpath
 import pyexpat
@@ -315,10 +316,11 @@ def _check_xml(data: bytes) -> None:
 
 
 # The form nearly every writer gives a cell (Excel, LibreOffice, openpyxl, xlsxwriter): a reference, then optionally
-# a style and a type, then nothing or a value without markup or entities. Formulas, inline strings, other attributes
-# or attribute orders, prefixes, comments or escaped text are not matched, and send the sheet to the general path.
+# a style and a type, then nothing, a value, or an inline string without rich text. Formulas, rich text, other
+# attributes or attribute orders, prefixes or comments are not matched, and send the sheet to the general path.
 _PLAIN_CELL = re.compile(
-    r'<c r="([A-Z]{1,3})([0-9]{1,7})"(?: s="([0-9]{1,6})")?(?: t="(s|n|b|str|e|d)")?\s*(?:/>|>(?:<v>([^<&]*)</v>)?</c>)'
+    r'<c r="([A-Z]{1,3})([0-9]{1,7})"(?: s="([0-9]{1,6})")?(?: t="(s|n|b|str|e|d|inlineStr)")?\s*'
+    r'(?:/>|>(?:<v>([^<]*)</v>|(<is><t(?: xml:space="preserve")?>[^<]*</t></is>))?</c>)'
 )
 _ROW_MARKUP_ONLY = re.compile(r"(?:<row(?:\s[^<>]*)?/?>|</row>|\s+)*")
 _SHEET_DATA = re.compile(r"<sheetData\s*/>|<sheetData\s*>(.*)</sheetData\s*>", re.S)
@@ -343,7 +345,7 @@ def _plain_rows(data: bytes, strings, dates, elapsed, epoch) -> list[Row] | None
     cells: dict[int, object] = {}
     row_digits = ""
     number = 0
-    for letters, digits, style, kind, raw in _PLAIN_CELL.findall(body):
+    for letters, digits, style, kind, raw, inline in _PLAIN_CELL.findall(body):
         if digits != row_digits:  # a new row (cells come row by row)
             if cells:
                 out.append(_row(number, cells))
@@ -351,9 +353,15 @@ def _plain_rows(data: bytes, strings, dates, elapsed, epoch) -> list[Row] | None
             previous, number, row_digits = number, int(digits), digits
             if number <= previous:
                 return None  # rows out of order: left to the general path
-        if not raw:
+        if kind == "inlineStr":
+            if not inline:
+                continue
+            value = inline[inline.index(">", 4) + 1 : -9]  # between <t ...> and </t></is>
+            if "&" in value:
+                value = html.unescape(value)  # the XML escapes (the part is well-formed: no other entity)
+        elif not raw:
             continue
-        if kind == "s":
+        elif kind == "s":
             value = strings[int(raw)]
         elif not kind or kind == "n":
             value = _number(raw)
@@ -364,7 +372,7 @@ def _plain_rows(data: bytes, strings, dates, elapsed, epoch) -> list[Row] | None
         elif kind == "d":
             value = _iso_date(raw)
         else:  # "str", "e"
-            value = raw
+            value = html.unescape(raw) if "&" in raw else raw
         column = _LETTERS.get(letters)
         cells[_column(letters) if column is None else column] = value
     if cells:

@@ -186,3 +186,85 @@ def test_a_missing_worksheet_part_is_refused():
                 target.writestr(info, source.read(info))
     with xlsx.Workbook(data) as book, pytest.raises(xlsx.WorkbookError, match="missing"):
         list(book.rows(book.sheets[0]))
+
+
+def _sheet_parts(data: bytes):
+    """(sheet XML, the reader's context) of the first worksheet, to run both reading paths on the same bytes."""
+    book = xlsx.Workbook(io.BytesIO(data))
+    sheet = book.sheets[0]
+    with book._member(sheet.part) as member:
+        xml = member.read()
+    return xml, (book._shared_strings(), *book._date_styles(), book._epoch)
+
+
+def _plain_workbook(writer: str) -> bytes:
+    rows = [
+        ("image_name", "ai_grade", "ai_probability", "when", "flag"),
+        ("a.jpg", 2, 0.25, dt.datetime(2024, 5, 1, 8, 30), True),
+        ("b & c <d>.jpg", "Moderate NPDR", 1e-05, None, False),
+        (None, None, None, None, None),
+        ("e.jpg", "-", -3, dt.date(1999, 12, 31), None),
+    ]
+    out = io.BytesIO()
+    if writer == "openpyxl":
+        book = openpyxl.Workbook()
+        for row in rows:
+            book.active.append(list(row))
+        book.active.cell(row=9, column=12, value="far")
+        book.save(out)
+    else:
+        book = xlsxwriter.Workbook(out, {"in_memory": True})
+        sheet = book.add_worksheet()
+        dates = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+        for index, row in enumerate(rows):
+            for col, value in enumerate(row):
+                if isinstance(value, dt.date):
+                    sheet.write_datetime(index, col, value, dates)
+                elif value is not None:
+                    sheet.write(index, col, value)
+        sheet.write(8, 11, "far")
+        book.close()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("writer", ["openpyxl", "xlsxwriter"])
+def test_the_plain_path_reads_what_the_general_path_reads(writer):
+    data = _plain_workbook(writer)
+    xml, context = _sheet_parts(data)
+    plain = xlsx._plain_rows(xml, *context)
+    assert plain is not None  # these writers' cells are all of the plain form (openpyxl: inline strings)
+    assert plain == list(xlsx._sheet_rows(io.BytesIO(xml), *context))
+    assert lean_rows(data) == openpyxl_rows(data)
+
+
+def test_large_sheets_are_streamed_with_the_same_result(monkeypatch):
+    data = _plain_workbook("xlsxwriter")
+    expected = lean_rows(data)
+    monkeypatch.setattr(xlsx, "PLAIN_MAX_BYTES", 0)
+    assert lean_rows(data) == expected
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        '<c r="A1"><f>1+1</f><v>2</v></c>',  # a formula
+        '<c r="A1" t="inlineStr"><is><r><t>x</t></r></is></c>',  # rich text
+        '<c r="A1" t="inlineStr"><is><t>x</t><rPh><t>y</t></rPh></is></c>',  # a phonetic guide
+        '<c r="A1" t="s" s="1"><v>0</v></c>',  # attributes in another order
+        '<c r="A1" cm="1"><v>1</v></c>',  # another attribute
+        '<!-- note --><c r="A1"><v>1</v></c>',  # a comment
+    ],
+)
+def test_other_forms_of_cells_take_the_general_path(cells):
+    xml = f'<worksheet xmlns="{MAIN}"><sheetData><row r="1">{cells}</row></sheetData></worksheet>'.encode()
+    assert xlsx._plain_rows(xml, ["x"], frozenset(), frozenset(), None) is None
+    assert list(xlsx._sheet_rows(io.BytesIO(xml), ["x"], frozenset(), frozenset(), None))
+
+
+def test_rows_out_of_order_take_the_general_path():
+    xml = (
+        f'<worksheet xmlns="{MAIN}"><sheetData><row r="3"><c r="A3"><v>3</v></c></row>'
+        '<row r="2"><c r="A2"><v>2</v></c></row></sheetData></worksheet>'
+    ).encode()
+    assert xlsx._plain_rows(xml, [], frozenset(), frozenset(), None) is None
+    assert [row.number for row in xlsx._sheet_rows(io.BytesIO(xml), [], frozenset(), frozenset(), None)] == [3, 2]
