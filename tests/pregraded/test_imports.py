@@ -334,6 +334,30 @@ def test_new_grades_supersede_and_ai_model_versions_are_never_merged(post_import
     assert latest.summary["superseded"] == 1
 
 
+def test_verification_records_follow_imports_and_the_image_page_names_the_last_import(
+    post_import, pregraded_image, data_manager, uploader, client
+):
+    image = pregraded_image("v.jpg")
+    other = pregraded_image("w.jpg")
+    PregradedVerification.objects.create(image=image, status="verified")  # grades arriving reopen it
+    header = ("image_name", "ai_grade")
+    post_import(csv_bytes([header, ("v.jpg", "1"), ("w.jpg", "2")]), name="first.csv")
+    records = {r.image_id: r for r in PregradedVerification.objects.all()}
+    assert records[image.pk].status == records[other.pk].status == "grades_imported"
+    assert records[image.pk].has_ai and records[other.pk].has_ai  # w.jpg had no record: one is created
+    post_import(csv_bytes([header, ("v.jpg", "3")]), name="second.csv", ai_model_version="3.0")
+    again = PregradedVerification.objects.get(image=image)
+    assert again.updated_at == records[image.pk].updated_at  # already up to date: not rewritten
+    client.force_login(data_manager)
+    page = client.get(f"/images/{image.pk}").content.decode()
+    second = GradeImport.objects.get(original_name="second.csv")
+    assert f'Last import: <a href="/pregraded/grades/{second.pk}">second.csv</a>' in page
+    assert "first.csv" in client.get(f"/images/{other.pk}").content.decode()
+    client.force_login(uploader)  # who may not import grades is not shown imports
+    page = client.get(f"/images/{image.pk}").content.decode()
+    assert 'data-testid="pregraded-panel"' in page and "Last import" not in page
+
+
 def test_each_import_is_recorded_in_the_audit_trail(post_import, pregraded_image, data_manager):
     pregraded_image("a.jpg")
     body = post_import(csv_bytes([("image_name", "ai_grade"), ("a.jpg", "1")]), name="g.csv").json()
