@@ -1,4 +1,4 @@
-"""Reading the worksheets of an .xlsx workbook row by row, in one streamed pass.
+"""Reading the worksheets of an .xlsx workbook row by row, in one pass.
 
 A grade workbook is read for its values only: the values the writing program saved (what openpyxl's read-only mode
 gives with ``data_only=True``: text, numbers, booleans, dates for date-formatted numbers, error codes as text), and,
@@ -8,9 +8,13 @@ reader builds a cell object with its style: a 10,000-row sheet reads several tim
 
 No database and no Django here. Damaged parts raise ``WorkbookError`` with a short description; the caller words the
 message. All XML is parsed by expat, which fetches no external entities and refuses entity expansion bombs; a part
-that declares a document type is refused outright, as no spreadsheet program writes one. Worksheets go through expat
-handlers that keep only the current row (memory stays flat however long the sheet); the small parts (workbook,
-relationships, styles, shared strings) through ElementTree.
+that declares a document type is refused outright, as no spreadsheet program writes one.
+
+Two paths read a worksheet. A sheet up to ``PLAIN_MAX_BYTES`` is read whole and checked by expat; when every cell
+has the plain form writers give it (``_PLAIN_CELL``), one regular expression reads the cells. Otherwise (formulas,
+rich text, prefixes, ...), and for larger sheets, streamed, expat handlers read it keeping only the current row.
+Both give the same rows (tests compare them). The small parts (workbook, relationships, styles, shared strings) go
+through ElementTree.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, fr
 
 CHUNK = 1 << 16
 # Worksheets up to this size (uncompressed) are read whole and tried on the plain path first (``_plain_rows``); a
-# 50,000-row grade sheet is about 8 MB.
-PLAIN_MAX_BYTES = 64 * 1024 * 1024
+# 50,000-row grade sheet is about 8 MB. Larger ones are streamed.
+PLAIN_MAX_BYTES = 32 * 1024 * 1024
 # Transitional (what every program writes) and Strict OOXML spell the same elements in different namespaces.
 MAIN_NAMESPACES = (
     "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
@@ -42,7 +46,6 @@ REL_NAMESPACES = (
     "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
     "http://purl.oclc.org/ooxml/officeDocument/relationships",
 )
-PACKAGE_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
 OFFICE_DOCUMENT = "/officeDocument"
 WORKSHEET = "/worksheet"
 SHARED_STRINGS = "/sharedStrings"
@@ -289,12 +292,13 @@ class Workbook:
     def _size(self, path: str) -> int:
         return self._zip.getinfo(self._names[path.lstrip("/").lower()]).file_size
 
-    @staticmethod
-    def _date(value, epoch, elapsed: bool):
-        try:
-            return from_excel(value, epoch, timedelta=elapsed)
-        except (OverflowError, ValueError):
-            return "#VALUE!"  # a date-formatted number outside the calendar, as Excel shows it
+
+def _excel_date(value, epoch, elapsed: bool):
+    """A date-formatted number as openpyxl gives it: a datetime (a timedelta for elapsed-time formats)."""
+    try:
+        return from_excel(value, epoch, timedelta=elapsed)
+    except (OverflowError, ValueError):
+        return "#VALUE!"  # a date-formatted number outside the calendar, as Excel shows it
 
 
 def _iso_date(text: str):
@@ -327,10 +331,11 @@ _SHEET_DATA = re.compile(r"<sheetData\s*/>|<sheetData\s*>(.*)</sheetData\s*>", r
 
 
 def _plain_rows(data: bytes, strings, dates, elapsed, epoch) -> list[Row] | None:
-    """The rows of a well-formed worksheet whose cells all have the plain form (``_PLAIN_CELL``), read with two
-    regular-expression passes instead of a handler call per element (several times faster); None when anything in
-    the sheet's data is not of that form (the caller then takes the general path). A cell's row is the one its
-    reference names (rows must come in order); rows without a value are left out, as on the general path."""
+    """The rows of a well-formed worksheet whose cells all have the plain form (``_PLAIN_CELL``), read by one
+    regular expression instead of a handler call per element (several times faster); None when anything in the
+    sheet's data is not of that form or between cells is not row markup (the caller then takes the general path). A
+    cell's row is the one its reference names (rows must come in order); rows without a value are left out, as on
+    the general path."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -338,14 +343,17 @@ def _plain_rows(data: bytes, strings, dates, elapsed, epoch) -> list[Row] | None
     found = _SHEET_DATA.search(text)
     if found is None:
         return None
-    body = found.group(1) or ""
-    if not _ROW_MARKUP_ONLY.fullmatch(_PLAIN_CELL.sub("", body)):
-        return None
+    start, end = found.span(1) if found.group(1) is not None else (0, 0)
     out: list[Row] = []
     cells: dict[int, object] = {}
     row_digits = ""
     number = 0
-    for letters, digits, style, kind, raw, inline in _PLAIN_CELL.findall(body):
+    position = start  # where the last cell read ended: only row markup may come between cells
+    for match in _PLAIN_CELL.finditer(text, start, end):
+        if match.start() != position and not _ROW_MARKUP_ONLY.fullmatch(text, position, match.start()):
+            return None
+        position = match.end()
+        letters, digits, style, kind, raw, inline = match.groups()
         if digits != row_digits:  # a new row (cells come row by row)
             if cells:
                 out.append(_row(number, cells))
@@ -366,7 +374,7 @@ def _plain_rows(data: bytes, strings, dates, elapsed, epoch) -> list[Row] | None
         elif not kind or kind == "n":
             value = _number(raw)
             if style and dates and int(style) in dates:
-                value = Workbook._date(value, epoch, int(style) in elapsed)
+                value = _excel_date(value, epoch, int(style) in elapsed)
         elif kind == "b":
             value = bool(int(raw))
         elif kind == "d":
@@ -375,6 +383,8 @@ def _plain_rows(data: bytes, strings, dates, elapsed, epoch) -> list[Row] | None
             value = html.unescape(raw) if "&" in raw else raw
         column = _LETTERS.get(letters)
         cells[_column(letters) if column is None else column] = value
+    if position != end and not _ROW_MARKUP_ONLY.fullmatch(text, position, end):
+        return None
     if cells:
         out.append(_row(number, cells))
     return out
@@ -465,7 +475,7 @@ def _sheet_rows(member, strings: list[str], dates: frozenset[int], elapsed: froz
             elif kind == "n":
                 value = _number(raw)
                 if style and dates and int(style) in dates:
-                    value = Workbook._date(value, epoch, int(style) in elapsed)
+                    value = _excel_date(value, epoch, int(style) in elapsed)
             elif kind == "s":
                 value = strings[int(raw)]
             elif kind == "b":
