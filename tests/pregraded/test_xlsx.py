@@ -253,6 +253,7 @@ def test_large_sheets_are_streamed_with_the_same_result(monkeypatch):
         '<c r="A1" t="s" s="1"><v>0</v></c>',  # attributes in another order
         '<c r="A1" cm="1"><v>1</v></c>',  # another attribute
         '<!-- note --><c r="A1"><v>1</v></c>',  # a comment
+        '<c r="A1"><v>1</v></c><x:extra xmlns:x="urn:x">2</x:extra>',  # other markup between cells
     ],
 )
 def test_other_forms_of_cells_take_the_general_path(cells):
