@@ -8,7 +8,7 @@ Rules:
   that reads as CSV. Legacy ``.xls`` (OLE2), OpenDocument, HTML saved as ``.xls`` and everything else are refused.
 - Columns are matched ignoring case, spaces, underscores and hyphens (``Image Name`` = ``image_name``). The header may
   be on any of the first ``HEADER_SEARCH_ROWS`` rows (titles above it are common).
-- Workbooks are streamed by ``pregraded.xlsx`` for the values the writing program saved. A formula whose result was
+- Workbooks are read by ``pregraded.xlsx`` for the values the writing program saved. A formula whose result was
   never saved (files written by programs that do not calculate) would read as blank: such files are refused with the
   cells named, instead of importing blanks.
 - Numbers are grade values like any text: ``2`` and ``2.0`` are both "2".
