@@ -291,3 +291,24 @@ def test_imported_grades_are_written_with_every_column_of_the_model():
 
     columns = {f.name for f in Grade._meta.concrete_fields if not f.primary_key}
     assert set(imports.INSERT_FIELDS) == columns
+
+
+def test_the_context_grades_share_is_protected_by_the_application(queued_image, icdr, dr, data_manager):
+    """Disease, scheme, AI model and import job carry no database foreign key on grades (see the model): deleting
+    them through the application is refused (PROTECT) or clears the grades' reference (SET_NULL)."""
+    from django.db.models import ProtectedError
+
+    from jobs.models import Job
+
+    image = queued_image(is_pregraded=True)
+    model = AIModel.objects.create(name="Guarded", version="1")
+    job = Job.objects.create(kind="grade_import", created_by=data_manager)
+    services.grades_import_bulk(
+        rows=rows_for([image], icdr, ["2"]), grader_type="ai", disease=dr, scheme=icdr, ai_model=model, import_job=job
+    )
+    for referenced in (model, icdr, dr):
+        with pytest.raises(ProtectedError):
+            referenced.delete()
+    job.delete()
+    grade = Grade.objects.get(image=image)
+    assert grade.import_job_id is None and grade.ai_model_id == model.pk and grade.scheme_id == icdr.pk
