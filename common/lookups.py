@@ -12,7 +12,7 @@ class InArray(Lookup):
     """``filter(InArray(F("image_id"), ids))``: what ``image_id__in=ids`` selects, with the values sent as ONE
     parameter (a PostgreSQL array compared with ``= ANY``; on SQLite a JSON array read by ``json_each``).
 
-    For long lists (a bulk write's batch of 1,000 ids): ``__in`` builds one placeholder per value, which Django
+    For long lists (a bulk write's batch of 5,000 ids): ``__in`` builds one placeholder per value, which Django
     prepares, the driver quotes into the statement and the server plans one by one; an array is one value. The
     values are those of the left-hand column (ids: UUIDs, integers, text)."""
 
