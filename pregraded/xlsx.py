@@ -176,10 +176,15 @@ class Workbook:
 
     # --- the parts ---------------------------------------------------------------------------------------------------
 
-    def _member(self, path: str):
+    def _name(self, path: str) -> str:
+        """The ZIP entry of a part (part names are case-insensitive)."""
         name = self._names.get(path.lstrip("/").lower())
         if name is None:
             raise WorkbookError(f"the part {path!r} is missing")
+        return name
+
+    def _member(self, path: str):
+        name = self._name(path)
         try:
             return self._zip.open(name)
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
@@ -290,7 +295,7 @@ class Workbook:
         yield from rows if rows is not None else _sheet_rows(io.BytesIO(data), *context)
 
     def _size(self, path: str) -> int:
-        return self._zip.getinfo(self._names[path.lstrip("/").lower()]).file_size
+        return self._zip.getinfo(self._name(path)).file_size
 
 
 def _excel_date(value, epoch, elapsed: bool):
@@ -299,6 +304,23 @@ def _excel_date(value, epoch, elapsed: bool):
         return from_excel(value, epoch, timedelta=elapsed)
     except (OverflowError, ValueError):
         return "#VALUE!"  # a date-formatted number outside the calendar, as Excel shows it
+
+
+def _value(kind: str, raw: str, style: str | None, strings: list[str], dates, elapsed, epoch):
+    """A cell's value from its type (``t``), its saved value (``v``, not empty) and its style: what openpyxl's
+    read-only mode gives. Both reading paths use it (inline strings aside)."""
+    if kind == "s":
+        return strings[int(raw)]
+    if kind == "n":
+        value = _number(raw)
+        if style and dates and int(style) in dates:
+            value = _excel_date(value, epoch, int(style) in elapsed)
+        return value
+    if kind == "b":
+        return bool(int(raw))
+    if kind == "d":
+        return _iso_date(raw)
+    return raw  # "str" (a formula's text result), "e" (an error such as #N/A)
 
 
 def _iso_date(text: str):
@@ -369,18 +391,10 @@ def _plain_rows(data: bytes, strings, dates, elapsed, epoch) -> list[Row] | None
                 value = html.unescape(value)  # the XML escapes (the part is well-formed: no other entity)
         elif not raw:
             continue
-        elif kind == "s":
-            value = strings[int(raw)]
-        elif not kind or kind == "n":
-            value = _number(raw)
-            if style and dates and int(style) in dates:
-                value = _excel_date(value, epoch, int(style) in elapsed)
-        elif kind == "b":
-            value = bool(int(raw))
-        elif kind == "d":
-            value = _iso_date(raw)
-        else:  # "str", "e"
-            value = html.unescape(raw) if "&" in raw else raw
+        else:
+            if "&" in raw:  # text ("str", "e") with XML escapes, which expat resolves on the general path
+                raw = html.unescape(raw)
+            value = _value(kind or "n", raw, style, strings, dates, elapsed, epoch)
         column = _LETTERS.get(letters)
         cells[_column(letters) if column is None else column] = value
     if position != end and not _ROW_MARKUP_ONLY.fullmatch(text, position, end):
@@ -472,18 +486,8 @@ def _sheet_rows(member, strings: list[str], dates: frozenset[int], elapsed: froz
                 value = "".join(inline) if inline is not None else None
             elif not raw:
                 value = None
-            elif kind == "n":
-                value = _number(raw)
-                if style and dates and int(style) in dates:
-                    value = _excel_date(value, epoch, int(style) in elapsed)
-            elif kind == "s":
-                value = strings[int(raw)]
-            elif kind == "b":
-                value = bool(int(raw))
-            elif kind == "d":
-                value = _iso_date(raw)
-            else:  # "str" (a formula's text result), "e" (an error such as #N/A)
-                value = raw
+            else:
+                value = _value(kind, raw, style, strings, dates, elapsed, epoch)
             if value is not None:
                 cells[column] = value
             if formula is not None:
